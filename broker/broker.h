@@ -1,0 +1,26 @@
+/*
+ * broker.h — the state one tesserad process shares between its threads.
+ *
+ * Everything here is set up by main() before the HTTP listeners start and
+ * torn down after they stop; while serving it is read-only except for the
+ * atomics. Modules receive a struct broker * instead of reaching for globals.
+ */
+#ifndef TSR_BROKER_H
+#define TSR_BROKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "../lib/config.h"
+#include "../db/db.h"
+
+struct broker {
+	const struct config *cfg;
+	struct db_pool *pool;
+	const char *migrations_dir;
+	time_t started_at;
+	atomic_bool shutting_down;
+};
+
+#endif

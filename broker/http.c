@@ -1,0 +1,378 @@
+/*
+ * http.c — see http.h.
+ *
+ * One MHD daemon per listen address, each with a pool of worker threads
+ * that poll with epoll. A request's struct http_req is created on the first
+ * callback, fills its bounded body on the following ones, is dispatched on
+ * the last, and freed by the completion callback, which also records
+ * metrics and the in-flight count that a graceful stop waits on.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "auth.h"
+#include "metrics.h"
+#include "../lib/log.h"
+
+#define MAX_BODY (10u << 20)  /* default request body ceiling */
+#define MAX_REPLY (64u << 20) /* ceiling on a generated reply */
+
+struct listener {
+	struct http_server *srv;
+	struct MHD_Daemon *d;
+	bool admin;
+	char addr[128];
+};
+
+struct http_server {
+	struct broker *b;
+	struct listener l[2];
+	int n;
+	atomic_int inflight;
+};
+
+/* ---------- replies ---------- */
+
+tsr_rc http_reply_json(struct http_req *r, int status, json_t *j)
+{
+	if (!j)
+		return TSR_INTERNAL;
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!s)
+		return TSR_INTERNAL;
+	buf_free(&r->out);
+	buf_init(&r->out, MAX_REPLY);
+	tsr_rc rc = buf_puts(&r->out, s);
+	free(s);
+	if (rc == TSR_OK)
+		rc = buf_puts(&r->out, "\n");
+	r->status = status;
+	r->content_type = "application/json";
+	return rc;
+}
+
+tsr_rc http_reply_error(struct http_req *r, tsr_rc code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	int status = status_http(code);
+	json_t *j = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", status, "code", status_name(code), "message",
+			      msg);
+	return http_reply_json(r, status, j);
+}
+
+/* ---------- routing ---------- */
+
+static int find_route(const char *method, const char *url, bool *method_mismatch)
+{
+	*method_mismatch = false;
+	for (int i = 0; i < n_routes; i++) {
+		if (strcmp(routes[i].path, url) != 0)
+			continue;
+		if (strcmp(routes[i].method, method) == 0 ||
+		    (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0))
+			return i;
+		*method_mismatch = true;
+	}
+	return -1;
+}
+
+static void role_text(unsigned role, char *out, size_t n)
+{
+	out[0] = '\0';
+	size_t used = 0;
+	int count = 0;
+	for (unsigned bit = 1; bit <= ROLE_DEVELOPER; bit <<= 1) {
+		if (!(role & bit))
+			continue;
+		int w = snprintf(out + used, n - used, "%s'%s'", count ? " or " : "", role_name(bit));
+		if (w < 0 || (size_t)w >= n - used)
+			break;
+		used += (size_t)w;
+		count++;
+	}
+}
+
+static tsr_rc dispatch(struct http_req *r)
+{
+	bool mismatch;
+	int i = find_route(r->method, r->url, &mismatch);
+	r->route = i;
+	if (i < 0) {
+		if (mismatch) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "method %s is not allowed on %s", r->method, r->url);
+			return http_reply_json(r, 405, json_pack("{s:{s:i,s:s,s:s}}", "error", "status", 405, "code",
+								 "method_not_allowed", "message", msg));
+		}
+		return http_reply_error(r, TSR_NOT_FOUND, "no route for %s %s", r->method, r->url);
+	}
+	const struct route *rt = &routes[i];
+	bool admin_route = strncmp(rt->path, "/admin/", 7) == 0;
+	bool split = r->b->cfg->server.admin_listen != NULL;
+	if (split && admin_route != r->admin_listener)
+		return http_reply_error(r, TSR_NOT_FOUND, "no route for %s %s on this listener", r->method, r->url);
+	if (r->too_large)
+		return http_reply_error(r, TSR_TOO_LARGE, "request body over the limit of %u bytes", MAX_BODY);
+	if (rt->role != ROLE_PUBLIC) {
+		char why[128];
+		tsr_rc rc = auth_request(r, why, sizeof(why));
+		if (rc != TSR_OK) {
+			metrics_auth_failure();
+			return http_reply_error(r, rc, "%s", why);
+		}
+		if (rt->role != ROLE_ANY && !(r->who.roles & rt->role)) {
+			char need[96];
+			role_text(rt->role, need, sizeof(need));
+			auth_audit_denied(r, need);
+			return http_reply_error(r, TSR_DENIED, "this route needs role %s", need);
+		}
+	}
+	return rt->fn(r);
+}
+
+void http_list_routes(FILE *f)
+{
+	for (int i = 0; i < n_routes; i++) {
+		char role[96];
+		if (routes[i].role == ROLE_PUBLIC)
+			snprintf(role, sizeof(role), "-");
+		else if (routes[i].role == ROLE_ANY)
+			snprintf(role, sizeof(role), "any");
+		else {
+			role[0] = '\0';
+			size_t used = 0;
+			for (unsigned bit = 1; bit <= ROLE_DEVELOPER; bit <<= 1)
+				if (routes[i].role & bit) {
+					int w = snprintf(role + used, sizeof(role) - used, "%s%s", used ? "," : "",
+							 role_name(bit));
+					if (w > 0)
+						used += (size_t)w;
+				}
+		}
+		fprintf(f, "%s %s %s\n", routes[i].method, routes[i].path, role);
+	}
+}
+
+/* ---------- MHD callbacks ---------- */
+
+static void client_addr(struct MHD_Connection *c, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	out[0] = '\0';
+	if (!ci || !ci->client_addr)
+		return;
+	const struct sockaddr *sa = ci->client_addr;
+	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	if (getnameinfo(sa, len, out, (socklen_t)n, NULL, 0, NI_NUMERICHOST) != 0)
+		out[0] = '\0';
+}
+
+static enum MHD_Result send_reply(struct http_req *r)
+{
+	size_t len = r->out.len;
+	char *data = buf_steal(&r->out);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(data);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				r->content_type ? r->content_type : "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (r->status == 405)
+		MHD_add_response_header(resp, "Allow", "GET");
+	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *version, const char *upload, size_t *upload_size, void **req_cls)
+{
+	struct listener *l = cls;
+	struct http_req *r = *req_cls;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		clock_gettime(CLOCK_MONOTONIC, &r->start);
+		r->b = l->srv->b;
+		r->conn = conn;
+		r->method = method;
+		r->url = url;
+		r->admin_listener = l->admin;
+		r->route = -1;
+		buf_init(&r->body, MAX_BODY);
+		buf_init(&r->out, MAX_REPLY);
+		client_addr(conn, r->client_addr, sizeof(r->client_addr));
+		atomic_fetch_add(&l->srv->inflight, 1);
+		*req_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (!r->too_large && buf_append(&r->body, upload, *upload_size) != TSR_OK)
+			r->too_large = true; /* keep reading, answer 413 at the end */
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	tsr_rc rc = dispatch(r);
+	if (rc != TSR_OK && r->status == 0) {
+		/* the handler failed before replying */
+		tsr_rc ignored = http_reply_error(r, rc, "%s", rc == TSR_UNAVAILABLE ? "database unavailable"
+										     : "internal error");
+		(void)ignored;
+	}
+	if (r->status == 0)
+		r->status = 500;
+	return send_reply(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct listener *l = cls;
+	struct http_req *r = *req_cls;
+	if (!r)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t us = (uint64_t)(now.tv_sec - r->start.tv_sec) * 1000000u +
+		      (uint64_t)((now.tv_nsec - r->start.tv_nsec) / 1000);
+	metrics_http(r->route, r->status ? r->status : 499, us);
+	log_debug("http_request", "method=%s path=\"%s\" status=%d us=%llu addr=%s", r->method, r->url, r->status,
+		  (unsigned long long)us, r->client_addr);
+	buf_wipe(&r->body);
+	buf_free(&r->out);
+	free(r);
+	*req_cls = NULL;
+	atomic_fetch_sub(&l->srv->inflight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_warn("http_server", "detail=\"%s\"", msg);
+}
+
+static tsr_rc parse_listen(const char *addr, struct sockaddr_storage *ss)
+{
+	char host[128];
+	const char *colon = strrchr(addr, ':');
+	if (!colon || (size_t)(colon - addr) >= sizeof(host))
+		return TSR_INVALID;
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	char *h = host;
+	if (h[0] == '[') {
+		h++;
+		h[strcspn(h, "]")] = '\0';
+	}
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res;
+	if (getaddrinfo(*h ? h : NULL, colon + 1, &hints, &res) != 0)
+		return TSR_INVALID;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return TSR_OK;
+}
+
+static tsr_rc start_listener(struct http_server *s, struct listener *l, const char *addr, bool admin)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	if (parse_listen(addr, &ss) != TSR_OK) {
+		log_error("listen_failed", "addr=%s error=\"cannot resolve\"", addr);
+		return TSR_INVALID;
+	}
+	l->srv = s;
+	l->admin = admin;
+	snprintf(l->addr, sizeof(l->addr), "%s", addr);
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->b->cfg->server.workers,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+				MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+				MHD_OPTION_END);
+	if (!l->d) {
+		log_error("listen_failed", "addr=%s error=\"%s\"", addr, strerror(errno));
+		return TSR_UNAVAILABLE;
+	}
+	log_info("listening", "addr=%s admin=%s", addr, admin ? "only" : (s->b->cfg->server.admin_listen ? "no" : "yes"));
+	return TSR_OK;
+}
+
+tsr_rc http_start(struct broker *b, struct http_server **out)
+{
+	struct http_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return TSR_INTERNAL;
+	s->b = b;
+	for (int i = 0; i < n_routes; i++)
+		metrics_set_route_name(i, routes[i].path);
+	tsr_rc rc = start_listener(s, &s->l[0], b->cfg->server.listen, false);
+	if (rc == TSR_OK)
+		s->n = 1;
+	if (rc == TSR_OK && b->cfg->server.admin_listen) {
+		rc = start_listener(s, &s->l[1], b->cfg->server.admin_listen, true);
+		if (rc == TSR_OK)
+			s->n = 2;
+	}
+	if (rc != TSR_OK) {
+		http_stop(s, 0);
+		return rc;
+	}
+	*out = s;
+	return TSR_OK;
+}
+
+void http_stop(struct http_server *s, int timeout_s)
+{
+	if (!s)
+		return;
+	/* 1. stop accepting: close the listening sockets */
+	for (int i = 0; i < s->n; i++) {
+		MHD_socket fd = MHD_quiesce_daemon(s->l[i].d);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+	}
+	/* 2. let requests already received finish */
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (atomic_load(&s->inflight) > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec >= timeout_s) {
+			log_warn("shutdown_timeout", "inflight=%d", atomic_load(&s->inflight));
+			break;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = 20000000L }, NULL);
+	}
+	/* 3. close every connection and join the workers */
+	for (int i = 0; i < s->n; i++)
+		MHD_stop_daemon(s->l[i].d);
+	free(s);
+}

@@ -1,0 +1,181 @@
+/*
+ * audit.c — see audit.h.
+ *
+ * The canonical text of every field is computed here once, hashed, and the
+ * same text is what gets inserted, so what the database holds is exactly
+ * what was hashed (timestamps travel as integer microseconds, JSON in its
+ * canonical form).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit.h"
+#include "../lib/crypto.h"
+#include "../lib/log.h"
+
+tsr_rc audit_event_init(struct audit_event *e, const char *actor, const char *action, const char *outcome)
+{
+	memset(e, 0, sizeof(*e));
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	e->at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	uint8_t u[16];
+	if (crypto_random(u, sizeof(u)) != TSR_OK)
+		return TSR_INTERNAL;
+	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(e->event_id, sizeof(e->event_id),
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4],
+		 u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+	e->actor = actor;
+	e->action = action;
+	e->outcome = outcome;
+	e->req_bytes = e->resp_bytes = e->status = e->latency_us = e->tokens_in = e->tokens_out = -1;
+	return TSR_OK;
+}
+
+struct canon {
+	char num[AUF_NFIELDS][24];
+	char *json_rule_hits, *json_detail;
+	const char *f[AUF_NFIELDS];
+};
+
+static const char *id_or_null(char *slot, int64_t v)
+{
+	if (v <= 0)
+		return NULL;
+	snprintf(slot, 24, "%" PRId64, v);
+	return slot;
+}
+
+static const char *count_or_null(char *slot, int64_t v)
+{
+	if (v < 0)
+		return NULL;
+	snprintf(slot, 24, "%" PRId64, v);
+	return slot;
+}
+
+static tsr_rc canon_fill(struct canon *k, const struct audit_event *e, int64_t seq)
+{
+	memset(k, 0, sizeof(*k));
+	if (!e->actor || !e->action || !e->outcome)
+		return TSR_INVALID;
+	snprintf(k->num[AUF_SEQ], 24, "%" PRId64, seq);
+	snprintf(k->num[AUF_AT_US], 24, "%" PRId64, e->at_us);
+	k->f[AUF_SEQ] = k->num[AUF_SEQ];
+	k->f[AUF_AT_US] = k->num[AUF_AT_US];
+	k->f[AUF_EVENT_ID] = e->event_id;
+	k->f[AUF_ACTOR_USER_ID] = id_or_null(k->num[AUF_ACTOR_USER_ID], e->actor_user_id);
+	k->f[AUF_ACTOR] = e->actor;
+	k->f[AUF_ACTOR_ADDR] = e->actor_addr && *e->actor_addr ? e->actor_addr : NULL;
+	k->f[AUF_ACTION] = e->action;
+	k->f[AUF_TARGET] = e->target;
+	k->f[AUF_OUTCOME] = e->outcome;
+	k->f[AUF_USER_ID] = id_or_null(k->num[AUF_USER_ID], e->user_id);
+	k->f[AUF_REPO_ID] = id_or_null(k->num[AUF_REPO_ID], e->repo_id);
+	k->f[AUF_CREDENTIAL_ID] = id_or_null(k->num[AUF_CREDENTIAL_ID], e->credential_id);
+	k->f[AUF_ROUTE] = e->route;
+	k->f[AUF_MODEL] = e->model;
+	k->f[AUF_UPSTREAM] = e->upstream;
+	k->f[AUF_UPSTREAM_KEY_ID] = id_or_null(k->num[AUF_UPSTREAM_KEY_ID], e->upstream_key_id);
+	k->f[AUF_DECISION] = e->decision;
+	k->f[AUF_REQ_BYTES] = count_or_null(k->num[AUF_REQ_BYTES], e->req_bytes);
+	k->f[AUF_RESP_BYTES] = count_or_null(k->num[AUF_RESP_BYTES], e->resp_bytes);
+	k->f[AUF_REQ_SHA256] = e->req_sha256_hex;
+	k->f[AUF_STATUS] = count_or_null(k->num[AUF_STATUS], e->status);
+	k->f[AUF_LATENCY_US] = count_or_null(k->num[AUF_LATENCY_US], e->latency_us);
+	k->f[AUF_TOKENS_IN] = count_or_null(k->num[AUF_TOKENS_IN], e->tokens_in);
+	k->f[AUF_TOKENS_OUT] = count_or_null(k->num[AUF_TOKENS_OUT], e->tokens_out);
+	if (e->rule_hits) {
+		if (audit_canon_json(e->rule_hits, &k->json_rule_hits) != TSR_OK)
+			return TSR_INVALID;
+		k->f[AUF_RULE_HITS] = k->json_rule_hits;
+	}
+	if (e->detail) {
+		if (audit_canon_json(e->detail, &k->json_detail) != TSR_OK) {
+			free(k->json_rule_hits);
+			return TSR_INVALID;
+		}
+		k->f[AUF_DETAIL] = k->json_detail;
+	}
+	return TSR_OK;
+}
+
+static void canon_free(struct canon *k)
+{
+	free(k->json_rule_hits);
+	free(k->json_detail);
+}
+
+tsr_rc db_audit_append(struct db_conn *c, const struct audit_event *ev, int n)
+{
+	if (n <= 0)
+		return TSR_OK;
+	bool own_tx = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+	tsr_rc rc = TSR_OK;
+	if (own_tx && (rc = db_simple(c, "BEGIN")) != TSR_OK)
+		return rc;
+	PGresult *r = db_exec(c, STMT_AUDIT_HEAD_LOCK, 0, NULL, &rc);
+	if (!r)
+		goto out;
+	if (PQntuples(r) != 1 || PQgetlength(r, 0, 1) != 64) {
+		log_error("audit_chain_head_missing", "rows=%d", PQntuples(r));
+		PQclear(r);
+		rc = TSR_INTERNAL;
+		goto out;
+	}
+	int64_t seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	uint8_t prev[32];
+	const char *hx = PQgetvalue(r, 0, 1);
+	for (int i = 0; i < 32; i++) {
+		unsigned v;
+		sscanf(hx + 2 * i, "%2x", &v);
+		prev[i] = (uint8_t)v;
+	}
+	PQclear(r);
+
+	char prev_hex[65], hash_hex[65];
+	for (int i = 0; i < n; i++) {
+		struct canon k;
+		if ((rc = canon_fill(&k, &ev[i], ++seq)) != TSR_OK) {
+			log_error("audit_event_invalid", "action=%s", ev[i].action ? ev[i].action : "-");
+			goto out;
+		}
+		uint8_t h[32];
+		audit_canon_hash(k.f, prev, h);
+		crypto_hex(prev, 32, prev_hex);
+		crypto_hex(h, 32, hash_hex);
+		const char *p[AUF_NFIELDS + 2];
+		for (int f = 0; f < AUF_NFIELDS; f++)
+			p[f] = k.f[f];
+		p[AUF_NFIELDS] = prev_hex;
+		p[AUF_NFIELDS + 1] = hash_hex;
+		r = db_exec(c, STMT_AUDIT_INSERT, AUF_NFIELDS + 2, p, &rc);
+		canon_free(&k);
+		PQclear(r);
+		if (rc != TSR_OK)
+			goto out;
+		memcpy(prev, h, 32);
+	}
+	{
+		char seqs[24];
+		snprintf(seqs, sizeof(seqs), "%" PRId64, seq);
+		const char *p[] = { seqs, hash_hex };
+		r = db_exec(c, STMT_AUDIT_HEAD_MOVE, 2, p, &rc);
+		PQclear(r);
+	}
+out:
+	if (own_tx) {
+		if (rc == TSR_OK)
+			rc = db_simple(c, "COMMIT");
+		else if (PQstatus(c->pg) == CONNECTION_OK) {
+			tsr_rc ignored = db_simple(c, "ROLLBACK");
+			(void)ignored;
+		}
+	}
+	return rc;
+}

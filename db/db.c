@@ -1,0 +1,267 @@
+/*
+ * db.c — connection pool and statement execution. See db.h.
+ *
+ * The pool is a fixed array of slots guarded by one mutex and a condition
+ * variable. Connections are opened on first use and re-opened when found
+ * broken at release or acquire, so a Postgres restart heals without a
+ * tesserad restart. Prepared-statement flags are per connection and reset
+ * whenever the connection is re-opened.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "stmt.h"
+#include "../lib/log.h"
+
+struct slot {
+	struct db_conn conn;
+	bool busy;
+};
+
+struct db_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char *conninfo;
+	int connect_timeout_s;
+	int size;
+	int in_use;
+	struct slot *slots;
+};
+
+/* Server notices (WARNING, NOTICE) go to the structured log, not raw stderr. */
+static void on_notice(void *arg, const char *msg)
+{
+	char m[512];
+	snprintf(m, sizeof(m), "%s", msg);
+	m[strcspn(m, "\n")] = '\0';
+	log_info("db_notice", "detail=\"%s\"", m);
+}
+
+tsr_rc db_connect(const char *conninfo, int connect_timeout_s, PGconn **out)
+{
+	char tmo[16];
+	snprintf(tmo, sizeof(tmo), "%d", connect_timeout_s > 0 ? connect_timeout_s : 5);
+	const char *kw[] = { "dbname", "connect_timeout", "application_name", NULL };
+	const char *val[] = { conninfo, tmo, "tesserad", NULL };
+	/* expand_dbname=1: conninfo may be a URI or key=value string */
+	PGconn *c = PQconnectdbParams(kw, val, 1);
+	if (!c)
+		return TSR_INTERNAL;
+	if (PQstatus(c) != CONNECTION_OK) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+		msg[strcspn(msg, "\n")] = '\0';
+		log_warn("db_connect_failed", "error=\"%s\"", msg);
+		PQfinish(c);
+		return TSR_UNAVAILABLE;
+	}
+	PQsetNoticeProcessor(c, on_notice, NULL);
+	*out = c;
+	return TSR_OK;
+}
+
+tsr_rc db_pool_new(const char *conninfo, int size, int connect_timeout_s, struct db_pool **out)
+{
+	struct db_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return TSR_INTERNAL;
+	p->conninfo = strdup(conninfo);
+	p->slots = calloc((size_t)size, sizeof(*p->slots));
+	if (!p->conninfo || !p->slots) {
+		free(p->conninfo);
+		free(p->slots);
+		free(p);
+		return TSR_INTERNAL;
+	}
+	p->size = size;
+	p->connect_timeout_s = connect_timeout_s;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	*out = p;
+	return TSR_OK;
+}
+
+void db_pool_free(struct db_pool *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < p->size; i++)
+		if (p->slots[i].conn.pg)
+			PQfinish(p->slots[i].conn.pg);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	/* the conninfo may hold a password */
+	memset(p->conninfo, 0, strlen(p->conninfo));
+	free(p->conninfo);
+	free(p->slots);
+	free(p);
+}
+
+static void conn_drop(struct db_conn *c)
+{
+	if (c->pg)
+		PQfinish(c->pg);
+	c->pg = NULL;
+	memset(c->prepared, 0, sizeof(c->prepared));
+}
+
+tsr_rc db_acquire(struct db_pool *p, int timeout_ms, struct db_conn **out)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	struct slot *s = NULL;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		/* prefer a slot with an open connection */
+		for (int i = 0; i < p->size && !s; i++)
+			if (!p->slots[i].busy && p->slots[i].conn.pg)
+				s = &p->slots[i];
+		for (int i = 0; i < p->size && !s; i++)
+			if (!p->slots[i].busy)
+				s = &p->slots[i];
+		if (s)
+			break;
+		if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT) {
+			pthread_mutex_unlock(&p->mu);
+			log_warn("db_pool_exhausted", "size=%d", p->size);
+			return TSR_UNAVAILABLE;
+		}
+	}
+	s->busy = true;
+	p->in_use++;
+	pthread_mutex_unlock(&p->mu);
+
+	/* connect outside the lock: it may take connect_timeout */
+	if (s->conn.pg && PQstatus(s->conn.pg) != CONNECTION_OK)
+		conn_drop(&s->conn);
+	if (!s->conn.pg) {
+		tsr_rc rc = db_connect(p->conninfo, p->connect_timeout_s, &s->conn.pg);
+		if (rc != TSR_OK) {
+			db_release(p, &s->conn);
+			return rc;
+		}
+	}
+	*out = &s->conn;
+	return TSR_OK;
+}
+
+void db_release(struct db_pool *p, struct db_conn *c)
+{
+	if (!c)
+		return;
+	if (c->pg && (PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE)) {
+		/* broken, or a caller left a transaction open: never hand that on */
+		conn_drop(c);
+	}
+	struct slot *s = (struct slot *)(void *)c; /* conn is the first member of slot */
+	pthread_mutex_lock(&p->mu);
+	s->busy = false;
+	p->in_use--;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+int db_pool_in_use(struct db_pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	int n = p->in_use;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+int db_pool_size(struct db_pool *p)
+{
+	return p->size;
+}
+
+tsr_rc db_result_rc(const PGresult *r, PGconn *c)
+{
+	if (PQstatus(c) != CONNECTION_OK)
+		return TSR_UNAVAILABLE;
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	if (!state)
+		return TSR_UNAVAILABLE;
+	if (strcmp(state, "23505") == 0)
+		return TSR_CONFLICT;
+	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0)
+		return TSR_UNAVAILABLE;
+	if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
+		return TSR_INVALID;
+	return TSR_INTERNAL;
+}
+
+static void log_pg_error(const char *what, const PGresult *r, PGconn *c)
+{
+	char msg[512];
+	const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	snprintf(msg, sizeof(msg), "%s", m ? m : PQerrorMessage(c));
+	msg[strcspn(msg, "\n")] = '\0';
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	log_error("db_error", "stmt=%s sqlstate=%s error=\"%s\"", what, state ? state : "-", msg);
+}
+
+PGresult *db_exec(struct db_conn *c, enum db_stmt s, int n, const char *const *params, tsr_rc *rc)
+{
+	const struct db_stmt_def *d = &db_stmts[s];
+	if (n != d->nparams) {
+		*rc = TSR_INTERNAL; /* broken invariant in the caller */
+		log_error("db_error", "stmt=%s error=\"wrong parameter count %d\"", d->name, n);
+		return NULL;
+	}
+	if (!c->prepared[s]) {
+		PGresult *r = PQprepare(c->pg, d->name, d->sql, d->nparams, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			*rc = db_result_rc(r, c->pg);
+			log_pg_error(d->name, r, c->pg);
+			PQclear(r);
+			return NULL;
+		}
+		PQclear(r);
+		c->prepared[s] = true;
+	}
+	PGresult *r = PQexecPrepared(c->pg, d->name, n, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		*rc = db_result_rc(r, c->pg);
+		if (*rc != TSR_CONFLICT)
+			log_pg_error(d->name, r, c->pg);
+		PQclear(r);
+		return NULL;
+	}
+	*rc = TSR_OK;
+	return r;
+}
+
+tsr_rc db_simple(struct db_conn *c, const char *constant_sql)
+{
+	PGresult *r = PQexec(c->pg, constant_sql); /* checksrc: ok — callers pass literals only */
+	tsr_rc rc = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK
+			    ? TSR_OK
+			    : db_result_rc(r, c->pg);
+	if (rc != TSR_OK)
+		log_pg_error(constant_sql, r, c->pg);
+	PQclear(r);
+	return rc;
+}
+
+tsr_rc db_ping(struct db_pool *p)
+{
+	struct db_conn *c;
+	tsr_rc rc = db_acquire(p, 2000, &c);
+	if (rc != TSR_OK)
+		return rc;
+	rc = db_simple(c, "SELECT 1");
+	db_release(p, c);
+	return rc;
+}

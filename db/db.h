@@ -1,0 +1,82 @@
+/*
+ * db.h — the PostgreSQL layer: a fixed connection pool and named prepared
+ * statements.
+ *
+ * Every SQL statement tesserad runs on a request path is listed once in the
+ * statement table of db/stmt.c and executed by its enum name with text
+ * parameters, so nothing is ever interpolated into SQL. Statements are
+ * prepared lazily on each pooled connection the first time they are used.
+ *
+ * Threads: db_acquire/db_release may be called from any thread; a
+ * struct db_conn belongs to exactly one thread between the two calls.
+ * Lock order: pool->mu is a leaf lock (nothing else is taken while held).
+ * db/ never includes broker headers.
+ */
+#ifndef TSR_DB_H
+#define TSR_DB_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+#include "../lib/status.h"
+
+enum db_stmt {
+	STMT_CRED_LOOKUP,      /* $1 token hash (hex bytea) → credential + user */
+	STMT_CRED_TOUCH,       /* $1 credential id: last_used_at = now() */
+	STMT_USER_ROLES,       /* $1 user id → role rows */
+	STMT_SETTING_GET,      /* $1 key → value */
+	STMT_AUDIT_HEAD_LOCK,  /* → seq, hex(hash) of the chain head, row locked */
+	STMT_AUDIT_INSERT,     /* the AF_NFIELDS canonical fields, prev_hash hex, hash hex */
+	STMT_AUDIT_HEAD_MOVE,  /* $1 seq, $2 hash hex */
+	STMT_BOOTSTRAP_CLAIM,  /* → one row if this caller is the one to bootstrap */
+	STMT_BOOTSTRAP_CREATE, /* $1 token hash (hex) → credential id */
+	STMT_COUNT
+};
+
+struct db_conn {
+	PGconn *pg;
+	bool prepared[STMT_COUNT];
+};
+
+struct db_pool;
+
+/*
+ * Open a pool of size connections to conninfo. Connections are opened lazily
+ * so a pool can be created while Postgres is still down.
+ * Caller frees with db_pool_free().
+ */
+tsr_rc db_pool_new(const char *conninfo, int size, int connect_timeout_s, struct db_pool **out) TSR_WUR;
+void db_pool_free(struct db_pool *p);
+
+/*
+ * Borrow a healthy connection, waiting up to timeout_ms for one to be free.
+ * TSR_UNAVAILABLE when none can be had (Postgres down or pool exhausted).
+ * Return it with db_release(); never keep it across requests.
+ */
+tsr_rc db_acquire(struct db_pool *p, int timeout_ms, struct db_conn **out) TSR_WUR;
+/* Return c to the pool. A connection left in a transaction or broken is reset. */
+void db_release(struct db_pool *p, struct db_conn *c);
+/* Connections in use right now (for /metrics). */
+int db_pool_in_use(struct db_pool *p);
+int db_pool_size(struct db_pool *p);
+
+/*
+ * Run a table statement with n text parameters (NULL = SQL NULL).
+ * Returns the result (caller frees with PQclear()) or NULL after logging the
+ * error; *rc says why (TSR_UNAVAILABLE for connection loss, TSR_CONFLICT
+ * for a unique violation, TSR_INTERNAL otherwise).
+ */
+PGresult *db_exec(struct db_conn *c, enum db_stmt s, int n, const char *const *params, tsr_rc *rc) TSR_WUR;
+
+/* Run a constant statement without parameters (BEGIN, COMMIT, ROLLBACK). */
+tsr_rc db_simple(struct db_conn *c, const char *constant_sql) TSR_WUR;
+
+/* Open one standalone connection (for migrations and LISTEN). Caller PQfinish()es. */
+tsr_rc db_connect(const char *conninfo, int connect_timeout_s, PGconn **out) TSR_WUR;
+
+/* Map a failed result's SQLSTATE to an rc. */
+tsr_rc db_result_rc(const PGresult *r, PGconn *c);
+
+/* Ask Postgres whether it is reachable with a trivial query on a pooled connection. */
+tsr_rc db_ping(struct db_pool *p) TSR_WUR;
+
+#endif

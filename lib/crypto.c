@@ -1,0 +1,87 @@
+/*
+ * crypto.c — see crypto.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "crypto.h"
+
+tsr_rc crypto_random(void *p, size_t n)
+{
+	if (n > (size_t)INT32_MAX || RAND_priv_bytes(p, (int)n) != 1)
+		return TSR_INTERNAL;
+	return TSR_OK;
+}
+
+void crypto_b64url(const uint8_t *p, size_t n, char *out)
+{
+	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t o = 0, i = 0;
+	for (; i + 2 < n; i += 3) {
+		uint32_t v = ((uint32_t)p[i] << 16) | ((uint32_t)p[i + 1] << 8) | p[i + 2];
+		out[o++] = al[(v >> 18) & 63];
+		out[o++] = al[(v >> 12) & 63];
+		out[o++] = al[(v >> 6) & 63];
+		out[o++] = al[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		out[o++] = al[(v >> 18) & 63];
+		out[o++] = al[(v >> 12) & 63];
+	} else if (n - i == 2) {
+		uint32_t v = ((uint32_t)p[i] << 16) | ((uint32_t)p[i + 1] << 8);
+		out[o++] = al[(v >> 18) & 63];
+		out[o++] = al[(v >> 12) & 63];
+		out[o++] = al[(v >> 6) & 63];
+	}
+	out[o] = '\0';
+}
+
+tsr_rc crypto_token_new(char out[TOKEN_LEN + 1])
+{
+	uint8_t raw[TOKEN_RAW_BYTES];
+	tsr_rc rc = crypto_random(raw, sizeof(raw));
+	if (rc != TSR_OK)
+		return rc;
+	memcpy(out, TOKEN_PREFIX, 4);
+	crypto_b64url(raw, sizeof(raw), out + 4);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return TSR_OK;
+}
+
+bool crypto_token_shape_ok(const char *s)
+{
+	if (strncmp(s, TOKEN_PREFIX, 4) != 0 || strlen(s) != TOKEN_LEN)
+		return false;
+	for (const char *c = s + 4; *c; c++) {
+		if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '_'))
+			return false;
+	}
+	return true;
+}
+
+void crypto_sha256(const void *p, size_t n, uint8_t out[SHA256_LEN])
+{
+	unsigned int len = SHA256_LEN;
+	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
+		abort(); /* broken invariant: SHA-256 is always available */
+}
+
+void crypto_hex(const uint8_t *p, size_t n, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hx[p[i] >> 4];
+		out[2 * i + 1] = hx[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+bool crypto_equal(const void *a, const void *b, size_t n)
+{
+	return CRYPTO_memcmp(a, b, n) == 0;
+}

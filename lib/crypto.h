@@ -1,0 +1,38 @@
+/*
+ * crypto.h — the small set of primitives tessera needs, all from OpenSSL.
+ *
+ * Tokens: 32 random bytes (256 bits) from the OS CSPRNG, base64url without
+ * padding (43 characters), prefixed "tsr_". Only their SHA-256 is stored;
+ * comparisons of secrets use CRYPTO_memcmp. No hand-written primitive here:
+ * this module only wraps OpenSSL with tessera's conventions.
+ */
+#ifndef TSR_CRYPTO_H
+#define TSR_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "status.h"
+
+#define TOKEN_PREFIX "tsr_"
+#define TOKEN_RAW_BYTES 32
+#define TOKEN_B64_LEN 43
+#define TOKEN_LEN (4 + TOKEN_B64_LEN)
+#define SHA256_LEN 32
+
+/* Fill p with n bytes from the CSPRNG. */
+tsr_rc crypto_random(void *p, size_t n) TSR_WUR;
+/* Write a new token (TOKEN_LEN chars + NUL) into out[TOKEN_LEN + 1]. */
+tsr_rc crypto_token_new(char out[TOKEN_LEN + 1]) TSR_WUR;
+/* True if s has the shape of a tessera token (prefix, length, alphabet). */
+bool crypto_token_shape_ok(const char *s);
+/* SHA-256 of p[0..n). */
+void crypto_sha256(const void *p, size_t n, uint8_t out[SHA256_LEN]);
+/* Lower-case hex of p[0..n) into out[2n + 1]. */
+void crypto_hex(const uint8_t *p, size_t n, char *out);
+/* base64url without padding of p[0..n) into out (needs 4*ceil(n/3)+1 bytes). */
+void crypto_b64url(const uint8_t *p, size_t n, char *out);
+/* Constant-time equality of two equal-length byte strings. */
+bool crypto_equal(const void *a, const void *b, size_t n);
+
+#endif
