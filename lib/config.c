@@ -424,27 +424,59 @@ struct load_ctx {
 	FILE *in;
 	FILE *err;
 	int line;
+	bool line_continues;        /* the last read did not end its line */
+	bool section_bad;           /* current section is unknown (already reported) */
 	int errors;
 	bool seen[N_KEYS];          /* global keys set by the file, for duplicates */
 	unsigned char *useen;       /* per upstream, per key */
 };
 
+static bool section_known(const char *name)
+{
+	if (strncmp(name, "upstream.", 9) == 0)
+		return true; /* the name itself is checked by the handler */
+	for (size_t i = 0; i < N_SECTIONS; i++)
+		if (strcmp(name, sections[i]) == 0)
+			return true;
+	return false;
+}
+
+static void errf(struct load_ctx *ctx, const char *fmt, ...) TSR_PRINTF(2, 3);
+
+/*
+ * inih reads through this. Besides counting lines it checks section headers
+ * as they are read, so an unknown section is reported at its own line (and
+ * once), even when it has no keys.
+ */
 static char *reader(char *str, int num, void *stream)
 {
 	struct load_ctx *ctx = stream;
 	char *r = fgets(str, num, ctx->in);
 	if (r) {
 		size_t n = strlen(r);
-		/* a line longer than the buffer arrives in pieces: count it once */
-		if (n > 0 && (r[n - 1] == '\n' || feof(ctx->in)))
+		/* a line longer than the buffer arrives in pieces: count its first piece only */
+		bool starts_line = !ctx->line_continues;
+		if (starts_line)
 			ctx->line++;
-		else if (n + 1 < (size_t)num)
-			ctx->line++;
+		ctx->line_continues = !(n > 0 && r[n - 1] == '\n');
+		const char *p = r;
+		while (starts_line && (*p == ' ' || *p == '\t'))
+			p++;
+		if (starts_line && *p == '[') {
+			const char *end = strchr(p, ']');
+			if (end) {
+				char name[128];
+				size_t len = (size_t)(end - p - 1);
+				snprintf(name, sizeof(name), "%.*s", (int)(len < sizeof(name) ? len : sizeof(name) - 1), p + 1);
+				ctx->section_bad = !section_known(name);
+				if (ctx->section_bad)
+					errf(ctx, "unknown section [%s]", name);
+			}
+		}
 	}
 	return r;
 }
 
-static void errf(struct load_ctx *ctx, const char *fmt, ...) TSR_PRINTF(2, 3);
 static void errf(struct load_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
@@ -530,10 +562,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		for (size_t i = 0; i < N_SECTIONS; i++)
 			if (strcmp(section, sections[i]) == 0)
 				sec_index = i;
-		if (sec_index == N_SECTIONS) {
-			errf(ctx, "unknown section [%s]", section);
-			return 1;
-		}
+		if (sec_index == N_SECTIONS || ctx->section_bad)
+			return 1; /* reported by the reader at the section's own line */
 		ctx->cfg->sections_seen[sec_index] = true;
 	}
 	for (size_t i = 0; i < N_KEYS; i++) {

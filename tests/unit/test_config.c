@@ -135,7 +135,7 @@ static void unknown_section_and_duplicates_rejected(void **state)
 	struct config *c = NULL;
 	char err[512] = "";
 	assert_int_equal(load("[foo]\na = 1\n", true, &c, err, sizeof(err)), TSR_INVALID);
-	assert_non_null(strstr(err, ":2: unknown section [foo]"));
+	assert_non_null(strstr(err, ":1: unknown section [foo]"));
 	assert_int_equal(load("[server]\nworkers = 2\nworkers = 3\n", true, &c, err, sizeof(err)), TSR_INVALID);
 	assert_non_null(strstr(err, ":3: duplicate key 'workers' in [server]"));
 }
