@@ -33,7 +33,7 @@ struct principal {
  */
 tsr_rc db_credential_lookup(struct db_conn *c, const uint8_t hash[32], struct principal *out) TSR_WUR;
 
-/* Note that the credential was used (rate-limited in SQL to one write per 10 s). */
+/* Note that the credential was used (rate-limited in SQL to one write per minute). */
 tsr_rc db_credential_touch(struct db_conn *c, int64_t cred_id) TSR_WUR;
 
 /*

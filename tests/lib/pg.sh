@@ -113,7 +113,7 @@ pg_start() {
 	on_exit "pg_stop $name"
 
 	_pg_as "$dir" "$bindir/initdb" -D "$dir/data" -A trust -U postgres --no-sync \
-		-E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
+		-E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
 		_pg_fail "$dir" "initdb failed (as $user)"
 
 	for try in 1 2 3; do
