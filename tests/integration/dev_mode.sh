@@ -240,6 +240,11 @@ else
 	ok "bootstrap_token_never_logged_on_restart"
 fi
 
+# Logs are logfmt on stderr, one event per line; the private postgres's own
+# output must not be mixed in.
+bad=$(cat "$L/first.err" "$L/second.err" | grep -Ev '^ts=[0-9T:.Z-]+ level=(debug|info|warn|error) event=[a-z_]+( |$)')
+is "$bad" "" "dev_stderr_is_all_logfmt"
+
 # ---------------------------------------------------------------- no PostgreSQL binaries
 P2=$(free_port)
 timeout 60 env PATH=/nonexistent TESSERA_PG_BINDIR=/nonexistent \

@@ -210,4 +210,8 @@ fi
 is "$rc" 0 "sigterm_exit_status_is_0"
 DPID=
 
+# Logs are logfmt on stderr, one event per line, nothing else mixed in.
+bad=$(grep -Ev '^ts=[0-9T:.Z-]+ level=(debug|info|warn|error) event=[a-z_]+( |$)' "$T/d.err")
+is "$bad" "" "serve_stderr_is_all_logfmt"
+
 tap_done
