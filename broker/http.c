@@ -78,18 +78,58 @@ tsr_rc http_reply_error(struct http_req *r, tsr_rc code, const char *fmt, ...)
 
 /* ---------- routing ---------- */
 
+/* The i-th route across all tables, or NULL past the end. */
+static const struct route *route_at(int i)
+{
+	for (const struct route_table *const *t = route_tables; *t; t++) {
+		if (i < (*t)->n)
+			return &(*t)->routes[i];
+		i -= (*t)->n;
+	}
+	return NULL;
+}
+
+static bool path_matches(const char *pattern, const char *url)
+{
+	size_t n = strlen(pattern);
+	if (n && pattern[n - 1] == '*')
+		return strncmp(pattern, url, n - 1) == 0;
+	return strcmp(pattern, url) == 0;
+}
+
 static int find_route(const char *method, const char *url, bool *method_mismatch)
 {
 	*method_mismatch = false;
-	for (int i = 0; i < n_routes; i++) {
-		if (strcmp(routes[i].path, url) != 0)
+	const struct route *rt;
+	for (int i = 0; (rt = route_at(i)) != NULL; i++) {
+		if (!path_matches(rt->path, url))
 			continue;
-		if (strcmp(routes[i].method, method) == 0 ||
-		    (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0))
+		if (strcmp(rt->method, method) == 0 || (strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0))
 			return i;
 		*method_mismatch = true;
 	}
 	return -1;
+}
+
+const char *http_route_rest(const struct http_req *r)
+{
+	const struct route *rt = r->route >= 0 ? route_at(r->route) : NULL;
+	if (!rt)
+		return "";
+	size_t n = strlen(rt->path);
+	if (!n || rt->path[n - 1] != '*')
+		return "";
+	return r->url + n - 1;
+}
+
+const char *http_header(const struct http_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(const struct http_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 static void role_text(unsigned role, char *out, size_t n)
@@ -122,15 +162,25 @@ static tsr_rc dispatch(struct http_req *r)
 		}
 		return http_reply_error(r, TSR_NOT_FOUND, "no route for %s %s", r->method, r->url);
 	}
-	const struct route *rt = &routes[i];
+	const struct route *rt = route_at(i);
 	bool admin_route = strncmp(rt->path, "/admin/", 7) == 0;
 	bool split = r->b->cfg->server.admin_listen != NULL;
 	if (split && admin_route != r->admin_listener)
 		return http_reply_error(r, TSR_NOT_FOUND, "no route for %s %s on this listener", r->method, r->url);
 	if (r->too_large)
 		return http_reply_error(r, TSR_TOO_LARGE, "request body over the limit of %u bytes", MAX_BODY);
-	if (rt->role != ROLE_PUBLIC) {
-		char why[128];
+	if (rt->authn) {
+		char why[160];
+		tsr_rc rc = rt->authn(r, why, sizeof(why));
+		if (rc != TSR_OK) {
+			metrics_auth_failure();
+			/* a route with its own authenticator also answers its own errors (SCIM, hooks) */
+			if (r->status)
+				return TSR_OK;
+			return http_reply_error(r, rc, "%s", why);
+		}
+	} else if (rt->role != ROLE_PUBLIC) {
+		char why[160];
 		tsr_rc rc = auth_request(r, why, sizeof(why));
 		if (rc != TSR_OK) {
 			metrics_auth_failure();
@@ -148,24 +198,27 @@ static tsr_rc dispatch(struct http_req *r)
 
 void http_list_routes(FILE *f)
 {
-	for (int i = 0; i < n_routes; i++) {
+	const struct route *rt;
+	for (int i = 0; (rt = route_at(i)) != NULL; i++) {
 		char role[96];
-		if (routes[i].role == ROLE_PUBLIC)
+		if (rt->authn)
+			snprintf(role, sizeof(role), "own");
+		else if (rt->role == ROLE_PUBLIC)
 			snprintf(role, sizeof(role), "-");
-		else if (routes[i].role == ROLE_ANY)
+		else if (rt->role == ROLE_ANY)
 			snprintf(role, sizeof(role), "any");
 		else {
 			role[0] = '\0';
 			size_t used = 0;
 			for (unsigned bit = 1; bit <= ROLE_DEVELOPER; bit <<= 1)
-				if (routes[i].role & bit) {
+				if (rt->role & bit) {
 					int w = snprintf(role + used, sizeof(role) - used, "%s%s", used ? "," : "",
 							 role_name(bit));
 					if (w > 0)
 						used += (size_t)w;
 				}
 		}
-		fprintf(f, "%s %s %s\n", routes[i].method, routes[i].path, role);
+		fprintf(f, "%s %s %s\n", rt->method, rt->path, role);
 	}
 }
 
@@ -332,8 +385,9 @@ tsr_rc http_start(struct broker *b, struct http_server **out)
 	if (!s)
 		return TSR_INTERNAL;
 	s->b = b;
-	for (int i = 0; i < n_routes; i++)
-		metrics_set_route_name(i, routes[i].path);
+	const struct route *rt;
+	for (int i = 0; (rt = route_at(i)) != NULL; i++)
+		metrics_set_route_name(i, rt->path);
 	tsr_rc rc = start_listener(s, &s->l[0], b->cfg->server.listen, false);
 	if (rc == TSR_OK)
 		s->n = 1;

@@ -43,17 +43,32 @@ struct http_req {
 };
 
 typedef tsr_rc (*route_fn)(struct http_req *r);
+/* A route's own authenticator (SCIM bearer, signed webhooks): TSR_OK or a refusal with why. */
+typedef tsr_rc (*authn_fn)(struct http_req *r, char *why, size_t whylen);
 
 struct route {
 	const char *method;
-	const char *path;
-	unsigned role;   /* ROLE_PUBLIC, ROLE_ANY, or role bits any of which suffices */
+	const char *path;   /* exact, or a prefix when it ends in '*' (e.g. "/scim/v2/Users/" followed by a star) */
+	unsigned role;      /* ROLE_PUBLIC, ROLE_ANY, or role bits any of which suffices */
 	route_fn fn;
+	authn_fn authn;     /* NULL: the user credential check (when role is not public) */
 };
 
-/* The route table (routes.c). */
-extern const struct route routes[];
-extern const int n_routes;
+/* A module's routes; routes.c lists every module's table in route_tables. */
+struct route_table {
+	const struct route *routes;
+	int n;
+};
+#define ROUTE_TABLE(name, arr) const struct route_table name = { arr, (int)(sizeof(arr) / sizeof(arr[0])) }
+
+extern const struct route_table *const route_tables[]; /* NULL-terminated, routes.c */
+
+/* The part of r->url after a prefix route's '*' ("" for exact routes). */
+const char *http_route_rest(const struct http_req *r);
+/* A request header, or NULL. */
+const char *http_header(const struct http_req *r, const char *name);
+/* A query-string argument, or NULL. */
+const char *http_query(const struct http_req *r, const char *name);
 
 struct http_server;
 

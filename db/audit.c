@@ -16,6 +16,27 @@
 #include "../lib/crypto.h"
 #include "../lib/log.h"
 
+static const struct db_stmt S_HEAD_LOCK = { "audit_head_lock", 0,
+	"SELECT seq, encode(hash, 'hex') FROM audit_chain_head FOR UPDATE" };
+/*
+ * Parameters in audit_canon.h field order, then prev_hash, hash, and `at`
+ * again as an exact timestamp text ($2, the integer microseconds, is only
+ * hashed: interval arithmetic in SQL goes through floating point). If the
+ * two ever disagree, `at` becomes NULL and the NOT NULL constraint refuses
+ * the record rather than storing one that cannot verify.
+ */
+static const struct db_stmt S_INSERT = { "audit_insert", 29,
+	"INSERT INTO audit_events (seq, at, event_id, actor_user_id, actor, actor_addr, action, target, "
+	"  outcome, user_id, repo_id, credential_id, route, model, upstream, upstream_key_id, decision, "
+	"  rule_hits, req_bytes, resp_bytes, req_sha256, status, latency_us, tokens_in, tokens_out, detail, "
+	"  prev_hash, hash) "
+	"VALUES ($1, CASE WHEN (extract(epoch FROM $29::timestamptz) * 1000000)::bigint = $2::bigint "
+	"            THEN $29::timestamptz END, $3::uuid, $4, $5, $6::inet, $7, $8, "
+	"  $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::jsonb, $19, $20, decode($21, 'hex'), $22, $23, $24, "
+	"  $25, $26::jsonb, decode($27, 'hex'), decode($28, 'hex'))" };
+static const struct db_stmt S_HEAD_MOVE = { "audit_head_move", 2,
+	"UPDATE audit_chain_head SET seq = $1, hash = decode($2, 'hex'), updated_at = now()" };
+
 tsr_rc audit_event_init(struct audit_event *e, const char *actor, const char *action, const char *outcome)
 {
 	memset(e, 0, sizeof(*e));
@@ -119,7 +140,7 @@ tsr_rc db_audit_append(struct db_conn *c, const struct audit_event *ev, int n)
 	tsr_rc rc = TSR_OK;
 	if (own_tx && (rc = db_simple(c, "BEGIN")) != TSR_OK)
 		return rc;
-	PGresult *r = db_exec(c, STMT_AUDIT_HEAD_LOCK, 0, NULL, &rc);
+	PGresult *r = db_exec(c, &S_HEAD_LOCK, 0, NULL, &rc);
 	if (!r)
 		goto out;
 	if (PQntuples(r) != 1 || PQgetlength(r, 0, 1) != 64) {
@@ -149,12 +170,19 @@ tsr_rc db_audit_append(struct db_conn *c, const struct audit_event *ev, int n)
 		audit_canon_hash(k.f, prev, h);
 		crypto_hex(prev, 32, prev_hex);
 		crypto_hex(h, 32, hash_hex);
-		const char *p[AUF_NFIELDS + 2];
+		char at[40];
+		time_t secs = (time_t)(ev[i].at_us / 1000000);
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		snprintf(at, sizeof(at), "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ev[i].at_us % 1000000));
+		const char *p[AUF_NFIELDS + 3];
 		for (int f = 0; f < AUF_NFIELDS; f++)
 			p[f] = k.f[f];
 		p[AUF_NFIELDS] = prev_hex;
 		p[AUF_NFIELDS + 1] = hash_hex;
-		r = db_exec(c, STMT_AUDIT_INSERT, AUF_NFIELDS + 2, p, &rc);
+		p[AUF_NFIELDS + 2] = at;
+		r = db_exec(c, &S_INSERT, AUF_NFIELDS + 3, p, &rc);
 		canon_free(&k);
 		PQclear(r);
 		if (rc != TSR_OK)
@@ -165,7 +193,7 @@ tsr_rc db_audit_append(struct db_conn *c, const struct audit_event *ev, int n)
 		char seqs[24];
 		snprintf(seqs, sizeof(seqs), "%" PRId64, seq);
 		const char *p[] = { seqs, hash_hex };
-		r = db_exec(c, STMT_AUDIT_HEAD_MOVE, 2, p, &rc);
+		r = db_exec(c, &S_HEAD_MOVE, 2, p, &rc);
 		PQclear(r);
 	}
 out:

@@ -10,6 +10,30 @@
 #include "../lib/crypto.h"
 #include "../lib/log.h"
 
+static const struct db_stmt S_LOOKUP = { "cred_lookup", 1,
+	"SELECT c.id, c.kind, c.user_id, u.user_name, u.active, "
+	"       to_char(c.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	"       (c.expires_at IS NOT NULL AND c.expires_at <= now()) AS expired, "
+	"       c.revoked_at IS NOT NULL AS revoked, "
+	"       coalesce((SELECT string_agg(DISTINCT s.source, ',') FROM user_sources s WHERE s.user_id = u.id), 'local') "
+	"  FROM credentials c JOIN users u ON u.id = c.user_id "
+	" WHERE c.token_hash = decode($1, 'hex')" };
+static const struct db_stmt S_TOUCH = { "cred_touch", 1,
+	"UPDATE credentials SET last_used_at = now() "
+	" WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')" };
+static const struct db_stmt S_USER_ROLES = { "cred_user_roles", 1,
+	"SELECT DISTINCT role FROM role_grants WHERE user_id = $1 ORDER BY role" };
+static const struct db_stmt S_BOOTSTRAP_CLAIM = { "bootstrap_claim", 0,
+	"INSERT INTO settings (key, value) VALUES ('bootstrap_done', now()::text) "
+	"ON CONFLICT (key) DO NOTHING RETURNING key" };
+static const struct db_stmt S_BOOTSTRAP_CREATE = { "bootstrap_create", 1,
+	"WITH u AS (INSERT INTO users (user_name, display_name) "
+	"           VALUES ('admin', 'Bootstrap administrator') RETURNING id), "
+	"     s AS (INSERT INTO user_sources (user_id, source, active) SELECT id, 'local', true FROM u), "
+	"     g AS (INSERT INTO role_grants (user_id, role, via) SELECT id, 'admin', 'bootstrap' FROM u) "
+	"INSERT INTO credentials (kind, token_hash, user_id, auth_method) "
+	"SELECT 'bootstrap', decode($1, 'hex'), id, 'bootstrap' FROM u RETURNING id" };
+
 const char *role_name(unsigned bit)
 {
 	switch (bit) {
@@ -42,7 +66,7 @@ tsr_rc db_credential_lookup(struct db_conn *c, const uint8_t hash[32], struct pr
 	crypto_hex(hash, 32, hex);
 	const char *p[] = { hex };
 	tsr_rc rc;
-	PGresult *r = db_exec(c, STMT_CRED_LOOKUP, 1, p, &rc);
+	PGresult *r = db_exec(c, &S_LOOKUP, 1, p, &rc);
 	if (!r)
 		return rc;
 	if (PQntuples(r) != 1) {
@@ -64,7 +88,7 @@ tsr_rc db_credential_lookup(struct db_conn *c, const uint8_t hash[32], struct pr
 	char uid[24];
 	snprintf(uid, sizeof(uid), "%lld", (long long)out->user_id);
 	const char *q[] = { uid };
-	r = db_exec(c, STMT_USER_ROLES, 1, q, &rc);
+	r = db_exec(c, &S_USER_ROLES, 1, q, &rc);
 	if (!r)
 		return rc;
 	for (int i = 0; i < PQntuples(r); i++)
@@ -79,7 +103,7 @@ tsr_rc db_credential_touch(struct db_conn *c, int64_t cred_id)
 	snprintf(id, sizeof(id), "%lld", (long long)cred_id);
 	const char *p[] = { id };
 	tsr_rc rc;
-	PGresult *r = db_exec(c, STMT_CRED_TOUCH, 1, p, &rc);
+	PGresult *r = db_exec(c, &S_TOUCH, 1, p, &rc);
 	PQclear(r);
 	return rc;
 }
@@ -91,7 +115,7 @@ tsr_rc db_bootstrap_create(struct db_conn *c, const uint8_t hash[32], bool *crea
 	tsr_rc rc = db_simple(c, "BEGIN");
 	if (rc != TSR_OK)
 		return rc;
-	PGresult *r = db_exec(c, STMT_BOOTSTRAP_CLAIM, 0, NULL, &rc);
+	PGresult *r = db_exec(c, &S_BOOTSTRAP_CLAIM, 0, NULL, &rc);
 	if (!r)
 		goto out;
 	*created = PQntuples(r) == 1;
@@ -99,7 +123,7 @@ tsr_rc db_bootstrap_create(struct db_conn *c, const uint8_t hash[32], bool *crea
 	if (!*created)
 		goto out;
 	const char *p[] = { hex };
-	r = db_exec(c, STMT_BOOTSTRAP_CREATE, 1, p, &rc);
+	r = db_exec(c, &S_BOOTSTRAP_CREATE, 1, p, &rc);
 	if (!r)
 		goto out;
 	char cred[24];

@@ -8,6 +8,7 @@
  * whenever the connection is re-opened.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,6 @@
 #include <time.h>
 
 #include "db.h"
-#include "stmt.h"
 #include "../lib/log.h"
 
 struct slot {
@@ -65,6 +65,8 @@ tsr_rc db_connect(const char *conninfo, int connect_timeout_s, PGconn **out)
 	return TSR_OK;
 }
 
+static void conn_drop(struct db_conn *c);
+
 tsr_rc db_pool_new(const char *conninfo, int size, int connect_timeout_s, struct db_pool **out)
 {
 	struct db_pool *p = calloc(1, sizeof(*p));
@@ -91,8 +93,7 @@ void db_pool_free(struct db_pool *p)
 	if (!p)
 		return;
 	for (int i = 0; i < p->size; i++)
-		if (p->slots[i].conn.pg)
-			PQfinish(p->slots[i].conn.pg);
+		conn_drop(&p->slots[i].conn);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	/* the conninfo may hold a password */
@@ -107,7 +108,56 @@ static void conn_drop(struct db_conn *c)
 	if (c->pg)
 		PQfinish(c->pg);
 	c->pg = NULL;
-	memset(c->prepared, 0, sizeof(c->prepared));
+	free(c->prepared);
+	c->prepared = NULL;
+	c->prepared_cap = c->prepared_n = 0;
+}
+
+static unsigned ptr_hash(const void *p, unsigned cap)
+{
+	uintptr_t v = (uintptr_t)p;
+	v ^= v >> 17;
+	v *= 0x9e3779b97f4a7c15u;
+	return (unsigned)(v >> 32) & (cap - 1);
+}
+
+static bool is_prepared(const struct db_conn *c, const struct db_stmt *s)
+{
+	if (!c->prepared_cap)
+		return false;
+	for (unsigned i = ptr_hash(s, c->prepared_cap);; i = (i + 1) & (c->prepared_cap - 1)) {
+		if (c->prepared[i] == s)
+			return true;
+		if (!c->prepared[i])
+			return false;
+	}
+}
+
+static tsr_rc mark_prepared(struct db_conn *c, const struct db_stmt *s)
+{
+	if ((c->prepared_n + 1) * 2 > c->prepared_cap) {
+		unsigned cap = c->prepared_cap ? c->prepared_cap * 2 : 64;
+		const struct db_stmt **t = calloc(cap, sizeof(*t));
+		if (!t)
+			return TSR_INTERNAL;
+		for (unsigned i = 0; i < c->prepared_cap; i++) {
+			if (!c->prepared[i])
+				continue;
+			unsigned j = ptr_hash(c->prepared[i], cap);
+			while (t[j])
+				j = (j + 1) & (cap - 1);
+			t[j] = c->prepared[i];
+		}
+		free(c->prepared);
+		c->prepared = t;
+		c->prepared_cap = cap;
+	}
+	unsigned j = ptr_hash(s, c->prepared_cap);
+	while (c->prepared[j])
+		j = (j + 1) & (c->prepared_cap - 1);
+	c->prepared[j] = s;
+	c->prepared_n++;
+	return TSR_OK;
 }
 
 tsr_rc db_acquire(struct db_pool *p, int timeout_ms, struct db_conn **out)
@@ -211,15 +261,14 @@ static void log_pg_error(const char *what, const PGresult *r, PGconn *c)
 	log_error("db_error", "stmt=%s sqlstate=%s error=\"%s\"", what, state ? state : "-", msg);
 }
 
-PGresult *db_exec(struct db_conn *c, enum db_stmt s, int n, const char *const *params, tsr_rc *rc)
+PGresult *db_exec(struct db_conn *c, const struct db_stmt *d, int n, const char *const *params, tsr_rc *rc)
 {
-	const struct db_stmt_def *d = &db_stmts[s];
 	if (n != d->nparams) {
 		*rc = TSR_INTERNAL; /* broken invariant in the caller */
 		log_error("db_error", "stmt=%s error=\"wrong parameter count %d\"", d->name, n);
 		return NULL;
 	}
-	if (!c->prepared[s]) {
+	if (!is_prepared(c, d)) {
 		PGresult *r = PQprepare(c->pg, d->name, d->sql, d->nparams, NULL);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			*rc = db_result_rc(r, c->pg);
@@ -228,7 +277,8 @@ PGresult *db_exec(struct db_conn *c, enum db_stmt s, int n, const char *const *p
 			return NULL;
 		}
 		PQclear(r);
-		c->prepared[s] = true;
+		if ((*rc = mark_prepared(c, d)) != TSR_OK)
+			return NULL;
 	}
 	PGresult *r = PQexecPrepared(c->pg, d->name, n, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
@@ -264,4 +314,35 @@ tsr_rc db_ping(struct db_pool *p)
 	rc = db_simple(c, "SELECT 1");
 	db_release(p, c);
 	return rc;
+}
+
+char *db_text_array(const char *const *v, size_t n)
+{
+	size_t len = 3;
+	for (size_t i = 0; i < n; i++)
+		len += v[i] ? 2 * strlen(v[i]) + 3 : 5;
+	char *out = malloc(len);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	out[o++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			out[o++] = ',';
+		if (!v[i]) {
+			memcpy(out + o, "NULL", 4);
+			o += 4;
+			continue;
+		}
+		out[o++] = '"';
+		for (const char *p = v[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				out[o++] = '\\';
+			out[o++] = *p;
+		}
+		out[o++] = '"';
+	}
+	out[o++] = '}';
+	out[o] = '\0';
+	return out;
 }

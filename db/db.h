@@ -2,10 +2,11 @@
  * db.h — the PostgreSQL layer: a fixed connection pool and named prepared
  * statements.
  *
- * Every SQL statement tesserad runs on a request path is listed once in the
- * statement table of db/stmt.c and executed by its enum name with text
- * parameters, so nothing is ever interpolated into SQL. Statements are
- * prepared lazily on each pooled connection the first time they are used.
+ * Every SQL statement tesserad runs on a request path is a named
+ * struct db_stmt declared in the db/ module that owns it, executed with
+ * bound text parameters, so nothing is ever interpolated into SQL.
+ * Statements are prepared lazily on each pooled connection the first time
+ * they are used there.
  *
  * Threads: db_acquire/db_release may be called from any thread; a
  * struct db_conn belongs to exactly one thread between the two calls.
@@ -19,22 +20,23 @@
 #include <libpq-fe.h>
 #include "../lib/status.h"
 
-enum db_stmt {
-	STMT_CRED_LOOKUP,      /* $1 token hash (hex bytea) → credential + user */
-	STMT_CRED_TOUCH,       /* $1 credential id: last_used_at = now() */
-	STMT_USER_ROLES,       /* $1 user id → role rows */
-	STMT_SETTING_GET,      /* $1 key → value */
-	STMT_AUDIT_HEAD_LOCK,  /* → seq, hex(hash) of the chain head, row locked */
-	STMT_AUDIT_INSERT,     /* the AF_NFIELDS canonical fields, prev_hash hex, hash hex */
-	STMT_AUDIT_HEAD_MOVE,  /* $1 seq, $2 hash hex */
-	STMT_BOOTSTRAP_CLAIM,  /* → one row if this caller is the one to bootstrap */
-	STMT_BOOTSTRAP_CREATE, /* $1 token hash (hex) → credential id */
-	STMT_COUNT
+/*
+ * A named prepared statement. Each db/ module declares its own as static
+ * const objects next to the C function that uses them; the pointer is the
+ * identity, the name must be unique across tessera (prefix it with the
+ * module: "cred_lookup", "ldap_user_upsert", ...).
+ */
+struct db_stmt {
+	const char *name;
+	int nparams;
+	const char *sql;
 };
 
 struct db_conn {
 	PGconn *pg;
-	bool prepared[STMT_COUNT];
+	const struct db_stmt **prepared; /* open-addressing set of statements prepared here */
+	unsigned prepared_cap;
+	unsigned prepared_n;
 };
 
 struct db_pool;
@@ -60,18 +62,26 @@ int db_pool_in_use(struct db_pool *p);
 int db_pool_size(struct db_pool *p);
 
 /*
- * Run a table statement with n text parameters (NULL = SQL NULL).
- * Returns the result (caller frees with PQclear()) or NULL after logging the
- * error; *rc says why (TSR_UNAVAILABLE for connection loss, TSR_CONFLICT
- * for a unique violation, TSR_INTERNAL otherwise).
+ * Run a statement with n text parameters (NULL = SQL NULL), preparing it on
+ * this connection the first time. Returns the result (caller frees with
+ * PQclear()) or NULL after logging the error; *rc says why (TSR_UNAVAILABLE
+ * for connection loss, TSR_CONFLICT for a unique violation, TSR_INVALID for
+ * other data errors, TSR_INTERNAL otherwise).
  */
-PGresult *db_exec(struct db_conn *c, enum db_stmt s, int n, const char *const *params, tsr_rc *rc) TSR_WUR;
+PGresult *db_exec(struct db_conn *c, const struct db_stmt *s, int n, const char *const *params, tsr_rc *rc) TSR_WUR;
 
 /* Run a constant statement without parameters (BEGIN, COMMIT, ROLLBACK). */
 tsr_rc db_simple(struct db_conn *c, const char *constant_sql) TSR_WUR;
 
 /* Open one standalone connection (for migrations and LISTEN). Caller PQfinish()es. */
 tsr_rc db_connect(const char *conninfo, int connect_timeout_s, PGconn **out) TSR_WUR;
+
+/*
+ * A PostgreSQL text[] literal ({"a","b\"c"}) of v[0..n), for binding a list
+ * as one parameter ($1::text[]). NULL entries become NULL elements.
+ * Caller frees with free(); NULL on allocation failure.
+ */
+char *db_text_array(const char *const *v, size_t n);
 
 /* Map a failed result's SQLSTATE to an rc. */
 tsr_rc db_result_rc(const PGresult *r, PGconn *c);

@@ -6,7 +6,7 @@
  * same wherever it is checked. A record is its fields in the fixed order
  * below, each in its canonical text form (NULL pointer = SQL NULL):
  *   integers in decimal; `at` as integer microseconds since the Unix epoch;
- *   event_id as lower-case UUID; actor_addr as PostgreSQL prints inet;
+ *   event_id as lower-case UUID; actor_addr as PostgreSQL host(inet) prints it;
  *   req_sha256 as lower-case hex; JSON (rule_hits, detail) as compact JSON
  *   with sorted keys (audit_canon_json()).
  * hash = SHA-256( prev_hash[32] || "tessera-audit-v1" || for each field:
