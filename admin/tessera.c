@@ -12,29 +12,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-
-struct command {
-	const char *name;
-	const char *synopsis;
-	const char *summary;
-	int (*fn)(struct client *c, int argc, char **argv);
-};
+#include "cli.h"
 
 static int cmd_whoami(struct client *c, int argc, char **argv);
 
-static const struct command commands[] = {
+static const struct command core_cmds[] = {
 	{ "whoami", "tessera whoami", "show who the current credential belongs to, its roles and expiry", cmd_whoami },
 };
-#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+static COMMAND_GROUP(core_commands, core_cmds);
+
+/* Every area's commands, in --help order. */
+const struct command_group *const command_groups[] = {
+	&core_commands,
+	NULL,
+};
 
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: tessera [--url URL] [--json] COMMAND [ARGS]\n"
 		   "       tessera --version | --help | COMMAND --help\n\n"
 		   "Commands:\n");
-	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	for (const struct command_group *const *g = command_groups; *g; g++)
+		for (int i = 0; i < (*g)->n; i++)
+			fprintf(f, "  %-18s %s\n", (*g)->cmds[i].name, (*g)->cmds[i].summary);
 	fprintf(f, "\nOptions:\n"
 		   "  --url URL   tesserad base URL (default: $TESSERA_URL, ~/.config/tessera/config, "
 		   "http://127.0.0.1:8080)\n"
@@ -43,21 +43,19 @@ static void usage(FILE *f)
 		   "Exit status: 0 ok, 1 failure, 2 usage error, 3 denied, 4 not found. See tessera(1).\n");
 }
 
-/* Handle `COMMAND --help` and reject unknown flags; returns -1 to continue. */
-static int common_flags(const struct command *cmd, int argc, char **argv)
+/* Handle `COMMAND --help`; returns -1 to continue. */
+static int help_flag(const struct command *cmd, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			printf("Usage: %s\n\n%s\n", cmd->synopsis, cmd->summary);
 			return 0;
 		}
-		fprintf(stderr, "tessera %s: unexpected argument '%s'\nUsage: %s\n", cmd->name, argv[i], cmd->synopsis);
-		return 2;
 	}
 	return -1;
 }
 
-static int need_token(struct client *c)
+int cli_need_token(struct client *c)
 {
 	if (c->token)
 		return 0;
@@ -65,24 +63,42 @@ static int need_token(struct client *c)
 	return status_exit(TSR_UNAUTHENTICATED);
 }
 
+int cli_call(struct client *c, const char *cmd, const char *method, const char *path, json_t *body, json_t **reply)
+{
+	*reply = NULL;
+	tsr_rc rc = client_call(c, method, path, body, reply, NULL);
+	if (rc == TSR_UNAVAILABLE && !*reply)
+		return 1; /* client_call said why */
+	if (rc != TSR_OK) {
+		fprintf(stderr, "tessera %s: %s\n", cmd, client_error_message(*reply, "request failed"));
+		json_decref(*reply);
+		*reply = NULL;
+		return status_exit(rc);
+	}
+	return 0;
+}
+
+void cli_print_json(json_t *reply)
+{
+	char *s = json_dumps(reply, JSON_INDENT(2) | JSON_SORT_KEYS);
+	printf("%s\n", s ? s : "null");
+	free(s);
+}
+
 static int cmd_whoami(struct client *c, int argc, char **argv)
 {
-	int r = need_token(c);
+	if (argc > 1) {
+		fprintf(stderr, "tessera whoami: unexpected argument '%s'\nUsage: tessera whoami\n", argv[1]);
+		return 2;
+	}
+	int r = cli_need_token(c);
 	if (r)
 		return r;
 	json_t *reply = NULL;
-	tsr_rc rc = client_call(c, "GET", "/admin/v1/whoami", NULL, &reply, NULL);
-	if (rc == TSR_UNAVAILABLE && !reply)
-		return 1;
-	if (rc != TSR_OK) {
-		fprintf(stderr, "tessera whoami: %s\n", client_error_message(reply, "request failed"));
-		json_decref(reply);
-		return status_exit(rc);
-	}
+	if ((r = cli_call(c, "whoami", "GET", "/admin/v1/whoami", NULL, &reply)) != 0)
+		return r;
 	if (c->json) {
-		char *s = json_dumps(reply, JSON_INDENT(2));
-		printf("%s\n", s ? s : "{}");
-		free(s);
+		cli_print_json(reply);
 	} else {
 		json_t *cred = json_object_get(reply, "credential");
 		const char *exp = json_string_value(json_object_get(cred, "expires_at"));
@@ -131,16 +147,37 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* longest command name matching the leading words */
 	const struct command *cmd = NULL;
-	for (size_t k = 0; k < N_COMMANDS; k++)
-		if (strcmp(argv[i], commands[k].name) == 0)
-			cmd = &commands[k];
+	int words = 0;
+	for (const struct command_group *const *g = command_groups; *g; g++) {
+		for (int k = 0; k < (*g)->n; k++) {
+			const char *name = (*g)->cmds[k].name;
+			int w = 0, j = i;
+			const char *p = name;
+			while (j < argc) {
+				size_t len = strcspn(p, " ");
+				if (strlen(argv[j]) != len || strncmp(argv[j], p, len) != 0)
+					break;
+				w++;
+				j++;
+				p += len;
+				if (!*p)
+					break;
+				p++;
+			}
+			if (!*p && w > words) {
+				cmd = &(*g)->cmds[k];
+				words = w;
+			}
+		}
+	}
 	if (!cmd) {
 		fprintf(stderr, "tessera: unknown command '%s' (see tessera --help)\n", argv[i]);
 		return 2;
 	}
-	int sub_argc = argc - i;
-	char **sub_argv = argv + i;
+	int sub_argc = argc - i - words + 1;
+	char **sub_argv = argv + i + words - 1;
 	/* --json may also follow the command */
 	for (int k = 1; k < sub_argc; k++) {
 		if (strcmp(sub_argv[k], "--json") == 0) {
@@ -150,7 +187,7 @@ int main(int argc, char **argv)
 			k--;
 		}
 	}
-	int r = common_flags(cmd, sub_argc, sub_argv);
+	int r = help_flag(cmd, sub_argc, sub_argv);
 	if (r >= 0)
 		return r;
 	struct client c;

@@ -15,12 +15,16 @@
 #include "../lib/config.h"
 #include "../db/db.h"
 
+struct jobs;
+
 struct broker {
 	const struct config *cfg;
 	struct db_pool *pool;
 	const char *migrations_dir;
 	time_t started_at;
 	atomic_bool shutting_down;
+	struct jobs *jobs;      /* background jobs; NULL in `migrate` */
+	const char *conninfo;   /* for modules that need their own connection (LISTEN) */
 };
 
 #endif

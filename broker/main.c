@@ -23,6 +23,7 @@
 #include "broker.h"
 #include "devpg.h"
 #include "http.h"
+#include "jobs.h"
 #include "../db/credential.h"
 #include "../db/migrate.h"
 #include "../lib/config.h"
@@ -147,6 +148,21 @@ static tsr_rc ensure_partitions(struct db_pool *pool)
 	return rc;
 }
 
+static int64_t daily(const struct config *cfg)
+{
+	return 86400;
+}
+
+static tsr_rc job_partitions(struct broker *b, const char *arg)
+{
+	return ensure_partitions(b->pool);
+}
+
+/* Background jobs of every module (jobs.h): a module adds its line here. */
+static const struct job_def job_defs[] = {
+	{ "audit.partitions", daily, job_partitions },
+};
+
 enum { OPT_DEV = 256, OPT_STATE, OPT_LISTEN, OPT_CHECK, OPT_DUMP, OPT_ROUTES, OPT_VERSION };
 
 int main(int argc, char **argv)
@@ -224,6 +240,7 @@ int main(int argc, char **argv)
 	struct devpg *pg = NULL;
 	struct db_pool *pool = NULL;
 	struct http_server *http = NULL;
+	struct jobs *jobs = NULL;
 	char *conninfo = NULL;
 	char master[PATH_MAX];
 	struct broker b = { .cfg = cfg, .started_at = time(NULL) };
@@ -277,6 +294,7 @@ int main(int argc, char **argv)
 	if (db_pool_new(conninfo, (int)cfg->database.pool_size, (int)cfg->database.connect_timeout, &pool) != TSR_OK)
 		goto out;
 	b.pool = pool;
+	b.conninfo = conninfo;
 	if (ensure_partitions(pool) != TSR_OK) {
 		fprintf(stderr, "tesserad: cannot create audit partitions\n");
 		goto out;
@@ -289,6 +307,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tesserad: cannot create the bootstrap token\n");
 		goto out;
 	}
+	if (jobs_start(&b, job_defs, (int)(sizeof(job_defs) / sizeof(job_defs[0])), &jobs) != TSR_OK)
+		goto out;
+	b.jobs = jobs;
 	if (http_start(&b, &http) != TSR_OK)
 		goto out;
 	log_info("ready", "listen=%s dev=%s", cfg->server.listen, dev ? "true" : "false");
@@ -315,6 +336,7 @@ int main(int argc, char **argv)
 	status = 0;
 out:
 	http_stop(http, (int)cfg->server.shutdown_timeout);
+	jobs_stop(jobs);
 	db_pool_free(pool);
 	devpg_stop(pg);
 	secret_free(conninfo);
