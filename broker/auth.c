@@ -10,6 +10,7 @@
 
 #include "auth.h"
 #include "../db/audit.h"
+#include "tokencache.h"
 #include "../lib/crypto.h"
 #include "../lib/log.h"
 
@@ -68,19 +69,12 @@ tsr_rc auth_request(struct http_req *r, char *why, size_t whylen)
 	}
 	uint8_t h[SHA256_LEN];
 	crypto_sha256(tok, strlen(tok), h);
-	struct db_conn *c;
-	tsr_rc rc = db_acquire(r->b->pool, 2000, &c);
-	if (rc != TSR_OK) {
+	tsr_rc rc = tokencache_check(r->b->tokens, h, &r->who);
+	OPENSSL_cleanse(h, sizeof(h));
+	if (rc == TSR_UNAVAILABLE) {
 		snprintf(why, whylen, "credential check unavailable: database unreachable");
 		return rc;
 	}
-	rc = db_credential_lookup(c, h, &r->who);
-	if (rc == TSR_OK && !r->who.revoked && !r->who.expired && r->who.active) {
-		tsr_rc t = db_credential_touch(c, r->who.cred_id);
-		(void)t; /* last_used_at is best effort */
-	}
-	db_release(r->b->pool, c);
-	OPENSSL_cleanse(h, sizeof(h));
 	if (rc == TSR_NOT_FOUND) {
 		snprintf(why, whylen, "unknown credential");
 		audit(r, "auth.failed", "failure", "unknown credential", 0);
@@ -93,13 +87,17 @@ tsr_rc auth_request(struct http_req *r, char *why, size_t whylen)
 	const char *bad = r->who.revoked ? "credential revoked"
 			  : r->who.expired ? "credential expired"
 			  : !r->who.active ? "user deactivated"
-					   : NULL;
+			  : !r->who.perm_ok ? "permission on the token's repository was lost"
+					    : NULL;
 	if (bad) {
 		snprintf(why, whylen, "%s", bad);
 		audit(r, "auth.failed", "failure", bad, r->who.cred_id);
 		return TSR_UNAUTHENTICATED;
 	}
 	r->authed = true;
+	/* with no developer groups configured, every active user may mint tokens (tessera.conf(5)) */
+	if (r->b->cfg->roles.developer.n == 0)
+		r->who.roles |= ROLE_DEVELOPER;
 	return TSR_OK;
 }
 

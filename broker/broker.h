@@ -16,6 +16,7 @@
 #include "../db/db.h"
 
 struct jobs;
+struct tokencache;
 
 struct broker {
 	const struct config *cfg;
@@ -24,6 +25,7 @@ struct broker {
 	time_t started_at;
 	atomic_bool shutting_down;
 	struct jobs *jobs;      /* background jobs; NULL in `migrate` */
+	struct tokencache *tokens; /* the token check (tokencache.h) */
 	const char *conninfo;   /* for modules that need their own connection (LISTEN) */
 };
 

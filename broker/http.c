@@ -89,12 +89,57 @@ static const struct route *route_at(int i)
 	return NULL;
 }
 
+/*
+ * A '*' inside a pattern matches one non-empty path segment; a '*' that
+ * ends the pattern matches the rest of the path (possibly empty).
+ */
 static bool path_matches(const char *pattern, const char *url)
 {
-	size_t n = strlen(pattern);
-	if (n && pattern[n - 1] == '*')
-		return strncmp(pattern, url, n - 1) == 0;
-	return strcmp(pattern, url) == 0;
+	while (*pattern) {
+		if (*pattern == '*') {
+			if (!pattern[1])
+				return true;
+			size_t seg = strcspn(url, "/");
+			if (!seg)
+				return false;
+			url += seg;
+			pattern++;
+			continue;
+		}
+		if (*pattern != *url)
+			return false;
+		pattern++;
+		url++;
+	}
+	return *url == '\0';
+}
+
+bool http_path_arg(const struct http_req *r, int idx, char *out, size_t n)
+{
+	const struct route *rt = r->route >= 0 ? route_at(r->route) : NULL;
+	if (!rt || !n)
+		return false;
+	const char *p = rt->path, *u = r->url;
+	int k = 0;
+	while (*p) {
+		if (*p == '*') {
+			size_t seg = p[1] ? strcspn(u, "/") : strlen(u);
+			if (k == idx) {
+				if (seg >= n)
+					return false;
+				memcpy(out, u, seg);
+				out[seg] = '\0';
+				return true;
+			}
+			k++;
+			u += seg;
+			p++;
+			continue;
+		}
+		p++;
+		u++;
+	}
+	return false;
 }
 
 static int find_route(const char *method, const char *url, bool *method_mismatch)
@@ -116,10 +161,10 @@ const char *http_route_rest(const struct http_req *r)
 	const struct route *rt = r->route >= 0 ? route_at(r->route) : NULL;
 	if (!rt)
 		return "";
-	size_t n = strlen(rt->path);
-	if (!n || rt->path[n - 1] != '*')
+	const char *star = strchr(rt->path, '*');
+	if (!star)
 		return "";
-	return r->url + n - 1;
+	return r->url + (star - rt->path);
 }
 
 const char *http_header(const struct http_req *r, const char *name)
@@ -249,8 +294,11 @@ static enum MHD_Result send_reply(struct http_req *r)
 				r->content_type ? r->content_type : "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	if (r->status == 405)
-		MHD_add_response_header(resp, "Allow", "GET");
+	if (r->retry_after > 0) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%d", r->retry_after);
+		MHD_add_response_header(resp, "Retry-After", ra);
+	}
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;

@@ -38,6 +38,7 @@ struct http_req {
 	struct timespec start;
 	/* response */
 	int status;
+	int retry_after;       /* seconds; > 0 adds a Retry-After header */
 	const char *content_type;
 	struct buf out;
 };
@@ -48,7 +49,7 @@ typedef tsr_rc (*authn_fn)(struct http_req *r, char *why, size_t whylen);
 
 struct route {
 	const char *method;
-	const char *path;   /* exact, or a prefix when it ends in '*' (e.g. "/scim/v2/Users/" followed by a star) */
+	const char *path;   /* exact, or with '*' wildcards: one segment inside, the rest at the end */
 	unsigned role;      /* ROLE_PUBLIC, ROLE_ANY, or role bits any of which suffices */
 	route_fn fn;
 	authn_fn authn;     /* NULL: the user credential check (when role is not public) */
@@ -63,8 +64,14 @@ struct route_table {
 
 extern const struct route_table *const route_tables[]; /* NULL-terminated, routes.c */
 
-/* The part of r->url after a prefix route's '*' ("" for exact routes). */
+/* The part of r->url from the route's first '*' on ("" for exact routes). */
 const char *http_route_rest(const struct http_req *r);
+/*
+ * Copy the idx-th wildcard's match (0-based) into out; false if there is no
+ * such wildcard or it does not fit. Route paths: a '*' inside matches one
+ * path segment, a final '*' the rest of the path.
+ */
+bool http_path_arg(const struct http_req *r, int idx, char *out, size_t n);
 /* A request header, or NULL. */
 const char *http_header(const struct http_req *r, const char *name);
 /* A query-string argument, or NULL. */

@@ -24,6 +24,7 @@
 #include "devpg.h"
 #include "http.h"
 #include "jobs.h"
+#include "tokencache.h"
 #include "../db/credential.h"
 #include "../db/migrate.h"
 #include "../lib/config.h"
@@ -241,6 +242,7 @@ int main(int argc, char **argv)
 	struct db_pool *pool = NULL;
 	struct http_server *http = NULL;
 	struct jobs *jobs = NULL;
+	struct tokencache *tokens = NULL;
 	char *conninfo = NULL;
 	char master[PATH_MAX];
 	struct broker b = { .cfg = cfg, .started_at = time(NULL) };
@@ -307,6 +309,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tesserad: cannot create the bootstrap token\n");
 		goto out;
 	}
+	if (tokencache_start(&b, &tokens) != TSR_OK)
+		goto out;
+	b.tokens = tokens;
 	if (jobs_start(&b, job_defs, (int)(sizeof(job_defs) / sizeof(job_defs[0])), &jobs) != TSR_OK)
 		goto out;
 	b.jobs = jobs;
@@ -337,6 +342,7 @@ int main(int argc, char **argv)
 out:
 	http_stop(http, (int)cfg->server.shutdown_timeout);
 	jobs_stop(jobs);
+	tokencache_stop(tokens);
 	db_pool_free(pool);
 	devpg_stop(pg);
 	secret_free(conninfo);

@@ -12,6 +12,7 @@
 
 #include "metrics.h"
 #include "../db/db.h"
+#include "tokencache.h"
 
 #define NSTATUS 500
 static const uint64_t bucket_us[] = { 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
@@ -103,6 +104,19 @@ tsr_rc metrics_render(struct broker *b, struct buf *out)
 	  (unsigned long long)atomic_load_explicit(&auth_failures, memory_order_relaxed));
 	P("# HELP tessera_db_pool_connections Database connections by state.\n");
 	P("# TYPE tessera_db_pool_connections gauge\n");
+	if (b->tokens) {
+		P("# HELP tessera_token_cache_entries Credentials cached by the token check.\n");
+		P("# TYPE tessera_token_cache_entries gauge\n");
+		P("tessera_token_cache_entries %d\n", tokencache_size(b->tokens));
+		P("# HELP tessera_token_cache_lookups_total Token checks, by cache result.\n");
+		P("# TYPE tessera_token_cache_lookups_total counter\n");
+		P("tessera_token_cache_lookups_total{result=\"hit\"} %llu\n", (unsigned long long)tokencache_hits(b->tokens));
+		P("tessera_token_cache_lookups_total{result=\"miss\"} %llu\n",
+		  (unsigned long long)tokencache_misses(b->tokens));
+		P("# HELP tessera_notify_backend_pid Backend pid of the LISTEN connection (0: disconnected).\n");
+		P("# TYPE tessera_notify_backend_pid gauge\n");
+		P("tessera_notify_backend_pid %d\n", tokencache_listener_pid(b->tokens));
+	}
 	int used = db_pool_in_use(b->pool);
 	P("tessera_db_pool_connections{state=\"in_use\"} %d\n", used);
 	P("tessera_db_pool_connections{state=\"size\"} %d\n", db_pool_size(b->pool));

@@ -12,6 +12,8 @@
 
 #include "http.h"
 #include "metrics.h"
+#include "auth_api.h"
+#include "admin_users.h"
 #include "../db/migrate.h"
 #include "../lib/log.h"
 
@@ -80,5 +82,7 @@ static ROUTE_TABLE(core_routes, core);
  */
 const struct route_table *const route_tables[] = {
 	&core_routes,
+	&auth_routes,
+	&admin_users_routes,
 	NULL,
 };

@@ -7,15 +7,30 @@
 
 #include "credential.h"
 #include "audit.h"
+#include "notify.h"
+#include "offboard.h"
+#include <jansson.h>
 #include "../lib/crypto.h"
 #include "../lib/log.h"
 
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
 static const struct db_stmt S_LOOKUP = { "cred_lookup", 1,
-	"SELECT c.id, c.kind, c.user_id, u.user_name, u.active, "
-	"       to_char(c.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	"SELECT c.id, c.kind, c.user_id, u.user_name, u.active AND u.deleted_at IS NULL, "
+	"       " TS("c.expires_at") ", "
 	"       (c.expires_at IS NOT NULL AND c.expires_at <= now()) AS expired, "
 	"       c.revoked_at IS NOT NULL AS revoked, "
-	"       coalesce((SELECT string_agg(DISTINCT s.source, ',') FROM user_sources s WHERE s.user_id = u.id), 'local') "
+	"       coalesce((SELECT string_agg(DISTINCT s.source, ',') FROM user_sources s WHERE s.user_id = u.id), 'local'), "
+	"       coalesce(extract(epoch FROM c.expires_at)::bigint, 0), "
+	"       coalesce(array_to_string(c.models, ','), ''), "
+	"       coalesce((SELECT string_agg(r.id || ' ' || r.full_name, ',' ORDER BY r.id) "
+	"                   FROM credential_repos cr JOIN repositories r ON r.id = cr.repo_id "
+	"                  WHERE cr.credential_id = c.id), ''), "
+	"       NOT EXISTS (SELECT 1 FROM credential_repos cr "
+	"                     JOIN repositories r ON r.id = cr.repo_id "
+	"                     LEFT JOIN repo_permissions p ON p.repo_id = cr.repo_id AND p.user_id = c.user_id "
+	"                    WHERE cr.credential_id = c.id AND (p.user_id IS NULL OR r.removed_at IS NOT NULL)), "
+	"       coalesce(c.session_id, 0) "
 	"  FROM credentials c JOIN users u ON u.id = c.user_id "
 	" WHERE c.token_hash = decode($1, 'hex')" };
 static const struct db_stmt S_TOUCH = { "cred_touch", 1,
@@ -83,6 +98,23 @@ tsr_rc db_credential_lookup(struct db_conn *c, const uint8_t hash[32], struct pr
 	out->expired = strcmp(PQgetvalue(r, 0, 6), "t") == 0;
 	out->revoked = strcmp(PQgetvalue(r, 0, 7), "t") == 0;
 	copy(out->source, sizeof(out->source), PQgetvalue(r, 0, 8));
+	out->expires_unix = strtoll(PQgetvalue(r, 0, 9), NULL, 10);
+	copy(out->models, sizeof(out->models), PQgetvalue(r, 0, 10));
+	/* "id name,id name" */
+	const char *rs = PQgetvalue(r, 0, 11);
+	while (*rs && out->n_repos < PRINCIPAL_MAX_REPOS) {
+		char *end;
+		out->repo_ids[out->n_repos] = strtoll(rs, &end, 10);
+		rs = *end == ' ' ? end + 1 : end;
+		size_t len = strcspn(rs, ",");
+		snprintf(out->repos[out->n_repos], sizeof(out->repos[0]), "%.*s", (int)len, rs);
+		out->n_repos++;
+		rs += len;
+		if (*rs == ',')
+			rs++;
+	}
+	out->perm_ok = strcmp(PQgetvalue(r, 0, 12), "t") == 0;
+	out->session_id = strtoll(PQgetvalue(r, 0, 13), NULL, 10);
 	PQclear(r);
 
 	char uid[24];
@@ -146,4 +178,307 @@ out:
 		(void)ignored;
 	}
 	return rc;
+}
+
+/* ---------- repositories as seen at mint time ---------- */
+
+static const struct db_stmt S_REPO_ACCESS = { "cred_repo_access", 2,
+	"SELECT r.id, r.full_name, coalesce(p.permission::text, ''), r.archived, "
+	"       array_to_string(r.classifications, ',') "
+	"  FROM repositories r LEFT JOIN repo_permissions p ON p.repo_id = r.id AND p.user_id = $1 "
+	" WHERE r.host = 'github' AND lower(r.full_name) = lower($2) AND r.removed_at IS NULL" };
+
+tsr_rc db_repo_access(struct db_conn *c, int64_t user_id, const char *full_name, struct repo_access *out)
+{
+	char uid[24];
+	snprintf(uid, sizeof(uid), "%lld", (long long)user_id);
+	const char *p[] = { uid, full_name };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_REPO_ACCESS, 2, p, &rc);
+	if (!r)
+		return rc;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return TSR_NOT_FOUND;
+	}
+	memset(out, 0, sizeof(*out));
+	out->repo_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	copy(out->full_name, sizeof(out->full_name), PQgetvalue(r, 0, 1));
+	copy(out->permission, sizeof(out->permission), PQgetvalue(r, 0, 2));
+	out->archived = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
+	copy(out->classifications, sizeof(out->classifications), PQgetvalue(r, 0, 4));
+	PQclear(r);
+	return TSR_OK;
+}
+
+/* ---------- sessions and access tokens ---------- */
+
+static const struct db_stmt S_SESSION = { "cred_session_create", 6,
+	"INSERT INTO credentials (kind, token_hash, user_id, auth_method, expires_at, client_addr, user_agent) "
+	"VALUES ('session', decode($1, 'hex'), $2, $3, now() + make_interval(secs => $4::double precision), "
+	"        $5::inet, $6) "
+	"RETURNING id, " TS("expires_at") };
+
+static tsr_rc tx_begin(struct db_conn *c, bool *own)
+{
+	*own = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+	return *own ? db_simple(c, "BEGIN") : TSR_OK;
+}
+
+static tsr_rc tx_end(struct db_conn *c, bool own, tsr_rc rc)
+{
+	if (!own)
+		return rc;
+	if (rc == TSR_OK)
+		return db_simple(c, "COMMIT");
+	if (PQstatus(c->pg) == CONNECTION_OK) {
+		tsr_rc ignored = db_simple(c, "ROLLBACK");
+		(void)ignored;
+	}
+	return rc;
+}
+
+static char *json_text(json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(j);
+	return s;
+}
+
+tsr_rc db_session_create(struct db_conn *c, int64_t user_id, const char *user_name, const uint8_t hash[32],
+			 int64_t ttl_s, const char *auth_method, const char *addr, const char *user_agent,
+			 int64_t *id, char expires_at[40])
+{
+	char hex[65], uid[24], ttl[24];
+	crypto_hex(hash, 32, hex);
+	snprintf(uid, sizeof(uid), "%lld", (long long)user_id);
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_s);
+	bool own;
+	char *detail = NULL;
+	tsr_rc rc = tx_begin(c, &own);
+	if (rc != TSR_OK)
+		return rc;
+	const char *p[] = { hex, uid, auth_method, ttl, addr && *addr ? addr : NULL, user_agent };
+	PGresult *r = db_exec(c, &S_SESSION, 6, p, &rc);
+	if (!r)
+		goto out;
+	*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	snprintf(expires_at, 40, "%s", PQgetvalue(r, 0, 1));
+	PQclear(r);
+	detail = json_text(json_pack("{s:s,s:s}", "method", auth_method, "expires_at", expires_at));
+	struct audit_event ev;
+	if (!detail || (rc = audit_event_init(&ev, user_name, "auth.login", "success")) != TSR_OK) {
+		rc = rc == TSR_OK ? TSR_INTERNAL : rc;
+		goto out;
+	}
+	ev.actor_user_id = user_id;
+	ev.user_id = user_id;
+	ev.actor_addr = addr;
+	ev.credential_id = *id;
+	ev.target = user_name;
+	ev.detail = detail;
+	rc = db_audit_append(c, &ev, 1);
+out:
+	free(detail);
+	return tx_end(c, own, rc);
+}
+
+static const struct db_stmt S_MINT_CHECK = { "cred_mint_check", 2,
+	"SELECT u.active AND u.deleted_at IS NULL, coalesce(p.permission::text, '') "
+	"  FROM users u LEFT JOIN repo_permissions p ON p.user_id = u.id AND p.repo_id = $2 "
+	" WHERE u.id = $1 FOR SHARE OF u" };
+static const struct db_stmt S_MINT = { "cred_mint", 8,
+	"WITH c AS (INSERT INTO credentials (kind, token_hash, user_id, session_id, models, expires_at, "
+	"                                    client_addr, user_agent) "
+	"           VALUES ('access', decode($1, 'hex'), $2, nullif($3::bigint, 0), $4::text[], "
+	"                   now() + make_interval(secs => $5::double precision), $7::inet, $8) "
+	"           RETURNING id, expires_at), "
+	"     s AS (INSERT INTO credential_repos (credential_id, repo_id) SELECT id, $6 FROM c) "
+	"SELECT id, " TS("expires_at") " FROM c" };
+
+tsr_rc db_token_mint(struct db_conn *c, const struct principal *session, int64_t repo_id, const char *repo_name,
+		     const char *const *models, size_t n_models, const uint8_t hash[32], int64_t ttl_s,
+		     const char *addr, const char *user_agent, int64_t *id, char expires_at[40], char *why,
+		     size_t whylen)
+{
+	char hex[65], uid[24], rid[24], ttl[24], sid[24];
+	crypto_hex(hash, 32, hex);
+	snprintf(uid, sizeof(uid), "%lld", (long long)session->user_id);
+	snprintf(rid, sizeof(rid), "%lld", (long long)repo_id);
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_s);
+	snprintf(sid, sizeof(sid), "%lld", (long long)(strcmp(session->kind, "session") == 0 ? session->cred_id : 0));
+	char *marr = n_models ? db_text_array(models, n_models) : NULL;
+	char *detail = NULL;
+	bool own;
+	tsr_rc rc = tx_begin(c, &own);
+	if (rc != TSR_OK) {
+		free(marr);
+		return rc;
+	}
+	const char *pc[] = { uid, rid };
+	PGresult *r = db_exec(c, &S_MINT_CHECK, 2, pc, &rc);
+	if (!r)
+		goto out;
+	bool active = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	bool perm = PQntuples(r) == 1 && PQgetvalue(r, 0, 1)[0];
+	PQclear(r);
+	if (!active || !perm) {
+		snprintf(why, whylen, !active ? "user %s is deactivated" : "user %s has no permission on %s",
+			 session->user_name, repo_name);
+		rc = TSR_DENIED;
+		goto out;
+	}
+	const char *pm[] = { hex, uid, sid, marr, ttl, rid, addr && *addr ? addr : NULL, user_agent };
+	r = db_exec(c, &S_MINT, 8, pm, &rc);
+	if (!r)
+		goto out;
+	*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	snprintf(expires_at, 40, "%s", PQgetvalue(r, 0, 1));
+	PQclear(r);
+	json_t *ms = json_array();
+	for (size_t i = 0; i < n_models; i++)
+		json_array_append_new(ms, json_string(models[i]));
+	detail = json_text(json_pack("{s:s,s:o,s:s,s:I}", "repo", repo_name, "models", ms, "expires_at", expires_at,
+				     "ttl_s", (json_int_t)ttl_s));
+	struct audit_event ev;
+	if (!detail || (rc = audit_event_init(&ev, session->user_name, "token.mint", "success")) != TSR_OK) {
+		rc = rc == TSR_OK ? TSR_INTERNAL : rc;
+		goto out;
+	}
+	ev.actor_user_id = session->user_id;
+	ev.user_id = session->user_id;
+	ev.repo_id = repo_id;
+	ev.credential_id = *id;
+	ev.actor_addr = addr;
+	ev.target = repo_name;
+	ev.detail = detail;
+	rc = db_audit_append(c, &ev, 1);
+out:
+	free(marr);
+	free(detail);
+	return tx_end(c, own, rc);
+}
+
+/* ---------- revocation and listing ---------- */
+
+/* $1 credential id, $2 owner user id (0 = any), $3 reason, $4 actor */
+static const struct db_stmt S_REVOKE_ONE = { "cred_revoke_one", 4,
+	"UPDATE credentials SET revoked_at = now(), revoked_reason = $3, revoked_by = $4 "
+	" WHERE revoked_at IS NULL AND (id = $1 OR session_id = $1) "
+	"   AND ($2::bigint = 0 OR user_id = $2) "
+	"   AND EXISTS (SELECT 1 FROM credentials o WHERE o.id = $1 AND o.revoked_at IS NULL "
+	"               AND ($2::bigint = 0 OR o.user_id = $2)) "
+	"RETURNING id, user_id, kind" };
+static const struct db_stmt S_REVOKE_USER = { "cred_revoke_user", 3,
+	"UPDATE credentials SET revoked_at = now(), revoked_reason = $2, revoked_by = $3 "
+	" WHERE user_id = $1 AND revoked_at IS NULL RETURNING id, user_id, kind" };
+
+static tsr_rc audit_revocations(struct db_conn *c, PGresult *r, const char *actor, const char *reason)
+{
+	tsr_rc rc = TSR_OK;
+	for (int i = 0; i < PQntuples(r) && rc == TSR_OK; i++) {
+		struct audit_event ev;
+		char *detail = json_text(json_pack("{s:s,s:s}", "kind", PQgetvalue(r, i, 2), "reason", reason));
+		if (!detail)
+			return TSR_INTERNAL;
+		rc = audit_event_init(&ev, actor, "token.revoke", "success");
+		if (rc == TSR_OK) {
+			ev.credential_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+			ev.user_id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+			ev.detail = detail;
+			rc = db_audit_append(c, &ev, 1);
+		}
+		if (rc == TSR_OK)
+			rc = notify_send(c, NOTIFY_REVOKE_CHANNEL, PQgetvalue(r, i, 0));
+		free(detail);
+	}
+	return rc;
+}
+
+tsr_rc db_credential_revoke(struct db_conn *c, int64_t cred_id, int64_t owner_user_id, const char *actor,
+			    const char *reason, int *n_revoked)
+{
+	char id[24], uid[24];
+	snprintf(id, sizeof(id), "%lld", (long long)cred_id);
+	snprintf(uid, sizeof(uid), "%lld", (long long)owner_user_id);
+	bool own;
+	tsr_rc rc = tx_begin(c, &own);
+	if (rc != TSR_OK)
+		return rc;
+	const char *p[] = { id, uid, reason, actor };
+	PGresult *r = db_exec(c, &S_REVOKE_ONE, 4, p, &rc);
+	if (!r)
+		goto out;
+	*n_revoked = PQntuples(r);
+	if (*n_revoked == 0)
+		rc = TSR_NOT_FOUND;
+	else
+		rc = audit_revocations(c, r, actor, reason);
+	PQclear(r);
+out:
+	return tx_end(c, own, rc);
+}
+
+tsr_rc db_credential_revoke_user(struct db_conn *c, int64_t user_id, const char *actor, const char *reason,
+				 int *n_revoked)
+{
+	char uid[24];
+	snprintf(uid, sizeof(uid), "%lld", (long long)user_id);
+	bool own;
+	tsr_rc rc = tx_begin(c, &own);
+	if (rc != TSR_OK)
+		return rc;
+	const char *p[] = { uid, reason, actor };
+	PGresult *r = db_exec(c, &S_REVOKE_USER, 3, p, &rc);
+	if (!r)
+		goto out;
+	*n_revoked = PQntuples(r);
+	rc = audit_revocations(c, r, actor, reason);
+	PQclear(r);
+out:
+	return tx_end(c, own, rc);
+}
+
+static const struct db_stmt S_LIST = { "cred_list", 2,
+	"SELECT c.id, c.kind, u.user_name, " TS("c.created_at") ", coalesce(" TS("c.expires_at") ", ''), "
+	"       coalesce(" TS("c.revoked_at") ", ''), coalesce(" TS("c.last_used_at") ", ''), "
+	"       coalesce((SELECT string_agg(r.full_name, ',') FROM credential_repos cr "
+	"                   JOIN repositories r ON r.id = cr.repo_id WHERE cr.credential_id = c.id), ''), "
+	"       coalesce(c.revoked_reason, '') "
+	"  FROM credentials c JOIN users u ON u.id = c.user_id "
+	" WHERE c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > now()) "
+	"   AND ($1::bigint = 0 OR c.user_id = $1) "
+	" ORDER BY c.id DESC LIMIT $2" };
+
+tsr_rc db_credential_list(struct db_conn *c, int64_t user_id, int limit, struct cred_row **rows, int *n)
+{
+	char uid[24], lim[16];
+	snprintf(uid, sizeof(uid), "%lld", (long long)user_id);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	const char *p[] = { uid, lim };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_LIST, 2, p, &rc);
+	if (!r)
+		return rc;
+	int k = PQntuples(r);
+	*rows = calloc((size_t)(k ? k : 1), sizeof(**rows));
+	if (!*rows) {
+		PQclear(r);
+		return TSR_INTERNAL;
+	}
+	for (int i = 0; i < k; i++) {
+		struct cred_row *w = &(*rows)[i];
+		w->id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		copy(w->kind, sizeof(w->kind), PQgetvalue(r, i, 1));
+		copy(w->user_name, sizeof(w->user_name), PQgetvalue(r, i, 2));
+		copy(w->created_at, sizeof(w->created_at), PQgetvalue(r, i, 3));
+		copy(w->expires_at, sizeof(w->expires_at), PQgetvalue(r, i, 4));
+		copy(w->revoked_at, sizeof(w->revoked_at), PQgetvalue(r, i, 5));
+		copy(w->last_used_at, sizeof(w->last_used_at), PQgetvalue(r, i, 6));
+		copy(w->repos, sizeof(w->repos), PQgetvalue(r, i, 7));
+		copy(w->revoked_reason, sizeof(w->revoked_reason), PQgetvalue(r, i, 8));
+	}
+	*n = k;
+	PQclear(r);
+	return TSR_OK;
 }

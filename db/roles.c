@@ -9,6 +9,8 @@
 
 #include "roles.h"
 #include "audit.h"
+#include "notify.h"
+#include "offboard.h"
 
 /* $1 group names, $2 roles (parallel arrays) */
 static const struct db_stmt S_SYNC = { "roles_sync", 2,
@@ -88,6 +90,11 @@ tsr_rc db_roles_sync(struct db_conn *c, const struct config *cfg, const char *ac
 		ev[i].detail = details[i];
 	}
 	rc = db_audit_append(c, ev, rows);
+	for (int i = 0; i < rows && rc == TSR_OK; i++) {
+		char payload[40];
+		snprintf(payload, sizeof(payload), "user:%s", PQgetvalue(r, i, 1));
+		rc = notify_send(c, NOTIFY_REVOKE_CHANNEL, payload); /* cached role sets are stale */
+	}
 	if (added)
 		*added = a;
 	if (removed)

@@ -13,6 +13,7 @@ int status_http(tsr_rc rc)
 	case TSR_NOT_FOUND: return 404;
 	case TSR_CONFLICT: return 409;
 	case TSR_TOO_LARGE: return 413;
+	case TSR_RATE_LIMITED: return 429;
 	case TSR_UNAVAILABLE: return 503;
 	case TSR_INTERNAL: return 500;
 	}
@@ -29,6 +30,7 @@ const char *status_name(tsr_rc rc)
 	case TSR_NOT_FOUND: return "not_found";
 	case TSR_CONFLICT: return "conflict";
 	case TSR_TOO_LARGE: return "too_large";
+	case TSR_RATE_LIMITED: return "rate_limited";
 	case TSR_UNAVAILABLE: return "unavailable";
 	case TSR_INTERNAL: return "internal";
 	}
@@ -46,6 +48,7 @@ tsr_rc status_from_http(long http)
 	case 404: return TSR_NOT_FOUND;
 	case 409: case 412: return TSR_CONFLICT;
 	case 413: return TSR_TOO_LARGE;
+	case 429: return TSR_RATE_LIMITED;
 	case 502: case 503: case 504: return TSR_UNAVAILABLE;
 	default: return TSR_INTERNAL;
 	}

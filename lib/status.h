@@ -18,6 +18,7 @@ typedef enum {
 	TSR_NOT_FOUND,       /* 404, exit 4 */
 	TSR_CONFLICT,        /* 409, exit 1 */
 	TSR_TOO_LARGE,       /* a bounded buffer's ceiling was hit: 413, exit 1 */
+	TSR_RATE_LIMITED,    /* too many attempts or requests: 429, exit 1 */
 	TSR_UNAVAILABLE,     /* a dependency (Postgres, LDAP, upstream) is down: 503, exit 1 */
 	TSR_INTERNAL,        /* a bug or resource exhaustion: 500, exit 1 */
 } tsr_rc;
