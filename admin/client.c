@@ -26,7 +26,7 @@ static int conf_handler(void *user, const char *section, const char *name, const
 	return 1;
 }
 
-static char *home_path(const char *leaf)
+char *client_config_path(const char *leaf)
 {
 	const char *xdg = getenv("XDG_CONFIG_HOME");
 	const char *home = getenv("HOME");
@@ -49,7 +49,7 @@ tsr_rc client_init(struct client *c, const char *url_flag)
 	else if (env && *env)
 		c->url = strdup(env);
 	else {
-		char *conf = home_path("config");
+		char *conf = client_config_path("config");
 		if (conf)
 			ini_parse(conf, conf_handler, &c->url);
 		free(conf);
@@ -66,7 +66,7 @@ tsr_rc client_init(struct client *c, const char *url_flag)
 	if (tok && *tok) {
 		c->token = strdup(tok);
 	} else {
-		char *sess = home_path("session");
+		char *sess = client_config_path("session");
 		if (sess) {
 			struct stat st;
 			if (stat(sess, &st) == 0 && (st.st_mode & 077)) {
@@ -175,4 +175,24 @@ const char *client_error_message(json_t *reply, const char *fallback)
 {
 	json_t *m = json_object_get(json_object_get(reply, "error"), "message");
 	return json_is_string(m) ? json_string_value(m) : fallback;
+}
+
+char *client_escape(const char *s)
+{
+	static const char keep[] = "-._~";
+	size_t n = strlen(s);
+	char *out = malloc(3 * n + 1);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr(keep, *p)) {
+			out[o++] = (char)*p;
+		} else {
+			snprintf(out + o, 4, "%%%02X", *p);
+			o += 3;
+		}
+	}
+	out[o] = '\0';
+	return out;
 }

@@ -29,6 +29,12 @@ void client_free(struct client *c);
 tsr_rc client_call(struct client *c, const char *method, const char *path, json_t *body, json_t **reply,
 		   long *http_status) TSR_WUR;
 
+/* Percent-encode s for a URL path segment or query value. Caller frees with free(). */
+char *client_escape(const char *s);
+
+/* Where the CLI keeps its files: ~/.config/tessera/LEAF (or $XDG_CONFIG_HOME). Caller frees. */
+char *client_config_path(const char *leaf);
+
 /* The "message" of a tesserad error reply, or a fallback. */
 const char *client_error_message(json_t *reply, const char *fallback);
 

@@ -22,8 +22,12 @@ static const struct command core_cmds[] = {
 static COMMAND_GROUP(core_commands, core_cmds);
 
 /* Every area's commands, in --help order. */
+extern const struct command_group login_commands, user_commands;
+
 const struct command_group *const command_groups[] = {
+	&login_commands,
 	&core_commands,
+	&user_commands,
 	NULL,
 };
 
