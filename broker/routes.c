@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "auth_api.h"
 #include "admin_users.h"
+#include "hooks_hr.h"
 #include "../db/migrate.h"
 #include "../lib/log.h"
 
@@ -84,5 +85,6 @@ const struct route_table *const route_tables[] = {
 	&core_routes,
 	&auth_routes,
 	&admin_users_routes,
+	&hooks_hr_routes,
 	NULL,
 };

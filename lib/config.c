@@ -159,6 +159,10 @@ static const struct cfg_key keys[] = {
 	{ "policy", "scanner_action", T_LIST, NULL, C(policy.scanner_action), true, false, 0, 0, NULL,
 	  "rule:block|redact|log pairs overriding the defaults" },
 
+	{ "hr", "webhook_secret_file", T_PATH, NULL, C(hr.webhook_secret_file), false, false, 0, 0, NULL,
+	  "shared secret of the HR offboarding webhook (POST /hooks/hr); absent: the hook is off" },
+	{ "hr", "replay_window", T_DURATION, "5m", C(hr.replay_window), true, false, 1, 3600, NULL,
+	  "how far a signed HR webhook's timestamp may be from now" },
 	{ "audit", "spool_dir", T_PATH, NULL, C(audit.spool_dir), false, false, 0, 0, NULL,
 	  "local fsync'd spool used while Postgres is unreachable (default STATE/spool)" },
 	{ "audit", "seal_interval", T_DURATION, "5m", C(audit.seal_interval), true, false, 1, DAY, NULL,
@@ -168,7 +172,7 @@ static const struct cfg_key keys[] = {
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *sections[] = { "server", "database", "tokens", "roles", "ldap", "scim", "github", "policy", "audit" };
+static const char *sections[] = { "server", "database", "tokens", "roles", "ldap", "scim", "github", "policy", "audit", "hr" };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 /* ---------- value parsing ---------- */

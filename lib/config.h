@@ -87,6 +87,10 @@ struct config {
 		char *spool_dir;
 		int64_t seal_interval, retention;
 	} audit;
+	struct {
+		char *webhook_secret_file;
+		int64_t replay_window;
+	} hr;
 	bool sections_seen[16]; /* indexed by the section table in config.c */
 };
 

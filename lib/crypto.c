@@ -5,6 +5,8 @@
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "crypto.h"
@@ -84,4 +86,42 @@ void crypto_hex(const uint8_t *p, size_t n, char *out)
 bool crypto_equal(const void *a, const void *b, size_t n)
 {
 	return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+void crypto_hmac_sha256(const void *key, size_t keylen, const void *const *parts, const size_t *lens, int n,
+			uint8_t out[SHA256_LEN])
+{
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+				OSSL_PARAM_construct_end() };
+	size_t outlen = 0;
+	if (!ctx || EVP_MAC_init(ctx, key, keylen, params) != 1)
+		abort(); /* broken invariant: HMAC-SHA256 is always available */
+	for (int i = 0; i < n; i++)
+		EVP_MAC_update(ctx, parts[i], lens[i]);
+	EVP_MAC_final(ctx, out, &outlen, SHA256_LEN);
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(mac);
+}
+
+bool crypto_unhex(const char *hex, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned v = 0;
+		for (int k = 0; k < 2; k++) {
+			char ch = hex[2 * i + k];
+			v <<= 4;
+			if (ch >= '0' && ch <= '9')
+				v |= (unsigned)(ch - '0');
+			else if (ch >= 'a' && ch <= 'f')
+				v |= (unsigned)(ch - 'a' + 10);
+			else if (ch >= 'A' && ch <= 'F')
+				v |= (unsigned)(ch - 'A' + 10);
+			else
+				return false;
+		}
+		out[i] = (uint8_t)v;
+	}
+	return hex[2 * n] == '\0';
 }

@@ -32,6 +32,12 @@ void crypto_sha256(const void *p, size_t n, uint8_t out[SHA256_LEN]);
 void crypto_hex(const uint8_t *p, size_t n, char *out);
 /* base64url without padding of p[0..n) into out (needs 4*ceil(n/3)+1 bytes). */
 void crypto_b64url(const uint8_t *p, size_t n, char *out);
+/* HMAC-SHA256 over the concatenation of n parts. */
+void crypto_hmac_sha256(const void *key, size_t keylen, const void *const *parts, const size_t *lens, int n,
+			uint8_t out[SHA256_LEN]);
+/* Parse 2n hex digits into out[n]; false on anything else. */
+bool crypto_unhex(const char *hex, uint8_t *out, size_t n);
+
 /* Constant-time equality of two equal-length byte strings. */
 bool crypto_equal(const void *a, const void *b, size_t n);
 
