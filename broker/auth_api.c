@@ -17,6 +17,7 @@
 
 #include "auth_api.h"
 #include "../db/audit.h"
+#include "auditlog.h"
 #include "../db/credential.h"
 #include "../db/throttle.h"
 #include "../db/users.h"
@@ -299,34 +300,51 @@ static tsr_rc h_token(struct http_req *r)
 		rc = db_token_mint(c, &r->who, ra.repo_id, ra.full_name, models, nm, h, ttl, r->client_addr,
 				   http_header(r, "User-Agent"), &id, expires, why, sizeof(why));
 	}
-	if (rc == TSR_DENIED) {
-		/* the refusal is evidence too */
+	db_release(r->b->pool, c);
+	/* the token leaves tesserad only after its audit event is durable; refusals are evidence too */
+	json_t *ms = json_array();
+	for (size_t k = 0; k < nm; k++)
+		json_array_append_new(ms, json_string(models[k]));
+	json_t *d = json_pack("{s:s,s:O,s:I,s:s}", "repo", rc == TSR_OK ? ra.full_name : repo, "models", ms, "ttl_s",
+			      (json_int_t)ttl, rc == TSR_OK ? "expires_at" : "reason", rc == TSR_OK ? expires : why);
+	char *detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(d);
+	if (rc == TSR_OK || rc == TSR_DENIED) {
 		struct audit_event ev;
-		json_t *d = json_pack("{s:s,s:s}", "repo", repo, "reason", why);
-		char *detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		json_decref(d);
-		if (detail && audit_event_init(&ev, r->who.user_name, "token.mint", "denied") == TSR_OK) {
+		tsr_rc arc = detail ? audit_event_init(&ev, r->who.user_name, "token.mint",
+						       rc == TSR_OK ? "success" : "denied")
+				    : TSR_INTERNAL;
+		if (arc == TSR_OK) {
 			ev.actor_user_id = r->who.user_id;
 			ev.user_id = r->who.user_id;
 			ev.actor_addr = r->client_addr;
-			ev.target = repo;
+			ev.repo_id = rc == TSR_OK ? ra.repo_id : 0;
+			ev.credential_id = rc == TSR_OK ? id : 0;
+			ev.target = rc == TSR_OK ? ra.full_name : repo;
 			ev.detail = detail;
-			if (db_audit_append(c, &ev, 1) != TSR_OK)
-				log_error("audit_write_failed", "action=token.mint outcome=denied");
+			arc = auditlog_append(r->b->audit, &ev);
 		}
-		free(detail);
+		if (arc != TSR_OK && rc == TSR_OK) {
+			if (db_acquire(r->b->pool, 2000, &c) == TSR_OK) {
+				if (db_token_mint_undo(c, id) != TSR_OK)
+					log_error("mint_undo_failed", "credential_id=%lld", (long long)id);
+				db_release(r->b->pool, c);
+			}
+			rc = TSR_UNAVAILABLE;
+			snprintf(why, sizeof(why), "the audit log is unavailable: no token was issued");
+		} else if (arc != TSR_OK) {
+			log_error("audit_write_failed", "action=token.mint outcome=denied");
+		}
 	}
-	db_release(r->b->pool, c);
+	free(detail);
 	if (rc == TSR_OK) {
-		json_t *ms = json_array();
-		for (size_t k = 0; k < nm; k++)
-			json_array_append_new(ms, json_string(models[k]));
-		rc = http_reply_json(r, 200, json_pack("{s:s,s:I,s:s,s:s,s:o,s:I,s:s}", "token", tok, "id", (json_int_t)id,
+		rc = http_reply_json(r, 200, json_pack("{s:s,s:I,s:s,s:s,s:O,s:I,s:s}", "token", tok, "id", (json_int_t)id,
 						      "user", r->who.user_name, "repo", ra.full_name, "models", ms,
 						      "ttl", (json_int_t)ttl, "expires_at", expires));
-	} else if (rc == TSR_DENIED) {
-		rc = http_reply_error(r, TSR_DENIED, "%s", why);
+	} else if (rc == TSR_DENIED || rc == TSR_UNAVAILABLE) {
+		rc = http_reply_error(r, rc, "%s", why);
 	}
+	json_decref(ms);
 	OPENSSL_cleanse(tok, sizeof(tok));
 	json_decref(j);
 	return rc;

@@ -17,6 +17,7 @@
 
 struct jobs;
 struct tokencache;
+struct auditlog;
 
 struct broker {
 	const struct config *cfg;
@@ -26,6 +27,7 @@ struct broker {
 	atomic_bool shutting_down;
 	struct jobs *jobs;      /* background jobs; NULL in `migrate` */
 	struct tokencache *tokens; /* the token check (tokencache.h) */
+	struct auditlog *audit;    /* group-committed audit events (auditlog.h) */
 	const char *conninfo;   /* for modules that need their own connection (LISTEN) */
 };
 

@@ -25,6 +25,7 @@
 #include "http.h"
 #include "jobs.h"
 #include "tokencache.h"
+#include "auditlog.h"
 #include "../db/credential.h"
 #include "../db/migrate.h"
 #include "../lib/config.h"
@@ -243,6 +244,7 @@ int main(int argc, char **argv)
 	struct http_server *http = NULL;
 	struct jobs *jobs = NULL;
 	struct tokencache *tokens = NULL;
+	struct auditlog *audit = NULL;
 	char *conninfo = NULL;
 	char master[PATH_MAX];
 	struct broker b = { .cfg = cfg, .started_at = time(NULL) };
@@ -309,6 +311,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tesserad: cannot create the bootstrap token\n");
 		goto out;
 	}
+	if (auditlog_start(&b, &audit) != TSR_OK)
+		goto out;
+	b.audit = audit;
 	if (tokencache_start(&b, &tokens) != TSR_OK)
 		goto out;
 	b.tokens = tokens;
@@ -343,6 +348,7 @@ out:
 	http_stop(http, (int)cfg->server.shutdown_timeout);
 	jobs_stop(jobs);
 	tokencache_stop(tokens);
+	auditlog_stop(audit);
 	db_pool_free(pool);
 	devpg_stop(pg);
 	secret_free(conninfo);

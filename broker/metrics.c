@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "../db/db.h"
 #include "tokencache.h"
+#include "auditlog.h"
 
 #define NSTATUS 500
 static const uint64_t bucket_us[] = { 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
@@ -116,6 +117,11 @@ tsr_rc metrics_render(struct broker *b, struct buf *out)
 		P("# HELP tessera_notify_backend_pid Backend pid of the LISTEN connection (0: disconnected).\n");
 		P("# TYPE tessera_notify_backend_pid gauge\n");
 		P("tessera_notify_backend_pid %d\n", tokencache_listener_pid(b->tokens));
+	}
+	if (b->audit) {
+		P("# HELP tessera_audit_queue_depth Audit events waiting for their batch commit.\n");
+		P("# TYPE tessera_audit_queue_depth gauge\n");
+		P("tessera_audit_queue_depth %d\n", auditlog_depth(b->audit));
 	}
 	int used = db_pool_in_use(b->pool);
 	P("tessera_db_pool_connections{state=\"in_use\"} %d\n", used);

@@ -159,43 +159,90 @@ tsr_rc db_audit_append(struct db_conn *c, const struct audit_event *ev, int n)
 	}
 	PQclear(r);
 
-	char prev_hex[65], hash_hex[65];
-	for (int i = 0; i < n; i++) {
+	/*
+	 * Compute every record's canonical fields and hash first, then send all
+	 * INSERTs and the head move in one pipeline: one round trip per batch.
+	 */
+	struct row {
 		struct canon k;
-		if ((rc = canon_fill(&k, &ev[i], ++seq)) != TSR_OK) {
+		char prev_hex[65], hash_hex[65], at[40];
+		const char *p[AUF_NFIELDS + 3];
+	};
+	struct row *rows = calloc((size_t)n, sizeof(*rows));
+	if (!rows) {
+		rc = TSR_INTERNAL;
+		goto out;
+	}
+	int filled = 0;
+	for (int i = 0; i < n; i++, filled++) {
+		struct row *w = &rows[i];
+		if ((rc = canon_fill(&w->k, &ev[i], ++seq)) != TSR_OK) {
 			log_error("audit_event_invalid", "action=%s", ev[i].action ? ev[i].action : "-");
-			goto out;
+			break;
 		}
 		uint8_t h[32];
-		audit_canon_hash(k.f, prev, h);
-		crypto_hex(prev, 32, prev_hex);
-		crypto_hex(h, 32, hash_hex);
-		char at[40];
+		audit_canon_hash(w->k.f, prev, h);
+		crypto_hex(prev, 32, w->prev_hex);
+		crypto_hex(h, 32, w->hash_hex);
 		time_t secs = (time_t)(ev[i].at_us / 1000000);
 		struct tm tm;
 		gmtime_r(&secs, &tm);
-		snprintf(at, sizeof(at), "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900, tm.tm_mon + 1,
-			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ev[i].at_us % 1000000));
-		const char *p[AUF_NFIELDS + 3];
+		snprintf(w->at, sizeof(w->at), "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ev[i].at_us % 1000000));
 		for (int f = 0; f < AUF_NFIELDS; f++)
-			p[f] = k.f[f];
-		p[AUF_NFIELDS] = prev_hex;
-		p[AUF_NFIELDS + 1] = hash_hex;
-		p[AUF_NFIELDS + 2] = at;
-		r = db_exec(c, &S_INSERT, AUF_NFIELDS + 3, p, &rc);
-		canon_free(&k);
-		PQclear(r);
-		if (rc != TSR_OK)
-			goto out;
+			w->p[f] = w->k.f[f];
+		w->p[AUF_NFIELDS] = w->prev_hex;
+		w->p[AUF_NFIELDS + 1] = w->hash_hex;
+		w->p[AUF_NFIELDS + 2] = w->at;
 		memcpy(prev, h, 32);
 	}
-	{
+	if (rc == TSR_OK)
+		rc = db_prepare(c, &S_INSERT);
+	if (rc == TSR_OK)
+		rc = db_prepare(c, &S_HEAD_MOVE);
+	if (rc == TSR_OK) {
 		char seqs[24];
 		snprintf(seqs, sizeof(seqs), "%" PRId64, seq);
-		const char *p[] = { seqs, hash_hex };
-		r = db_exec(c, &S_HEAD_MOVE, 2, p, &rc);
-		PQclear(r);
+		const char *hp[] = { seqs, rows[n - 1].hash_hex };
+		bool sent = PQenterPipelineMode(c->pg) == 1;
+		for (int i = 0; i < n && sent; i++)
+			sent = PQsendQueryPrepared(c->pg, S_INSERT.name, AUF_NFIELDS + 3, rows[i].p, NULL, NULL, 0) == 1;
+		if (sent)
+			sent = PQsendQueryPrepared(c->pg, S_HEAD_MOVE.name, 2, hp, NULL, NULL, 0) == 1;
+		if (sent)
+			sent = PQpipelineSync(c->pg) == 1;
+		rc = sent ? TSR_OK : TSR_UNAVAILABLE;
+		/* read n + 1 results, each followed by NULL, then the sync marker */
+		for (int i = 0; sent && i < n + 1; i++) {
+			PGresult *res = PQgetResult(c->pg);
+			if (!res) {
+				rc = TSR_UNAVAILABLE;
+				break;
+			}
+			if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == TSR_OK) {
+				rc = db_result_rc(res, c->pg);
+				const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+				log_error("audit_append_failed", "error=\"%s\"", m ? m : "pipeline aborted");
+			}
+			PQclear(res);
+			PGresult *sep = PQgetResult(c->pg); /* NULL between queries */
+			PQclear(sep);
+		}
+		for (;;) {
+			PGresult *res = PQgetResult(c->pg);
+			if (!res)
+				break;
+			bool sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+			PQclear(res);
+			if (sync)
+				break;
+		}
+		if (PQexitPipelineMode(c->pg) != 1 && rc == TSR_OK)
+			rc = TSR_INTERNAL;
 	}
+	for (int i = 0; i < filled; i++)
+		canon_free(&rows[i].k);
+	free(rows);
 out:
 	if (own_tx) {
 		if (rc == TSR_OK)

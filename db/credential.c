@@ -283,18 +283,26 @@ out:
 	return tx_end(c, own, rc);
 }
 
-static const struct db_stmt S_MINT_CHECK = { "cred_mint_check", 2,
-	"SELECT u.active AND u.deleted_at IS NULL, coalesce(p.permission::text, '') "
-	"  FROM users u LEFT JOIN repo_permissions p ON p.user_id = u.id AND p.repo_id = $2 "
-	" WHERE u.id = $1 FOR SHARE OF u" };
+/*
+ * One autocommit statement: the permission check and the inserts happen
+ * together, so a mint is one round trip and one commit. Concurrent mints
+ * share Postgres's group commit; their audit events are appended by the
+ * caller (broker/auditlog.c) before the token is handed out.
+ */
 static const struct db_stmt S_MINT = { "cred_mint", 8,
-	"WITH c AS (INSERT INTO credentials (kind, token_hash, user_id, session_id, models, expires_at, "
+	"WITH chk AS (SELECT u.id FROM users u "
+	"               JOIN repo_permissions p ON p.user_id = u.id AND p.repo_id = $6 "
+	"              WHERE u.id = $2 AND u.active AND u.deleted_at IS NULL), "
+	"     c AS (INSERT INTO credentials (kind, token_hash, user_id, session_id, models, expires_at, "
 	"                                    client_addr, user_agent) "
-	"           VALUES ('access', decode($1, 'hex'), $2, nullif($3::bigint, 0), $4::text[], "
-	"                   now() + make_interval(secs => $5::double precision), $7::inet, $8) "
+	"           SELECT 'access', decode($1, 'hex'), chk.id, nullif($3::bigint, 0), $4::text[], "
+	"                  now() + make_interval(secs => $5::double precision), $7::inet, $8 FROM chk "
 	"           RETURNING id, expires_at), "
 	"     s AS (INSERT INTO credential_repos (credential_id, repo_id) SELECT id, $6 FROM c) "
 	"SELECT id, " TS("expires_at") " FROM c" };
+static const struct db_stmt S_MINT_UNDO = { "cred_mint_undo", 1,
+	"UPDATE credentials SET revoked_at = now(), revoked_reason = 'mint not audited', revoked_by = 'tesserad' "
+	" WHERE id = $1 AND revoked_at IS NULL" };
 
 tsr_rc db_token_mint(struct db_conn *c, const struct principal *session, int64_t repo_id, const char *repo_name,
 		     const char *const *models, size_t n_models, const uint8_t hash[32], int64_t ttl_s,
@@ -308,55 +316,35 @@ tsr_rc db_token_mint(struct db_conn *c, const struct principal *session, int64_t
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_s);
 	snprintf(sid, sizeof(sid), "%lld", (long long)(strcmp(session->kind, "session") == 0 ? session->cred_id : 0));
 	char *marr = n_models ? db_text_array(models, n_models) : NULL;
-	char *detail = NULL;
-	bool own;
-	tsr_rc rc = tx_begin(c, &own);
-	if (rc != TSR_OK) {
-		free(marr);
-		return rc;
-	}
-	const char *pc[] = { uid, rid };
-	PGresult *r = db_exec(c, &S_MINT_CHECK, 2, pc, &rc);
-	if (!r)
-		goto out;
-	bool active = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	bool perm = PQntuples(r) == 1 && PQgetvalue(r, 0, 1)[0];
-	PQclear(r);
-	if (!active || !perm) {
-		snprintf(why, whylen, !active ? "user %s is deactivated" : "user %s has no permission on %s",
-			 session->user_name, repo_name);
-		rc = TSR_DENIED;
-		goto out;
-	}
+	if (n_models && !marr)
+		return TSR_INTERNAL;
 	const char *pm[] = { hex, uid, sid, marr, ttl, rid, addr && *addr ? addr : NULL, user_agent };
-	r = db_exec(c, &S_MINT, 8, pm, &rc);
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_MINT, 8, pm, &rc);
+	free(marr);
 	if (!r)
-		goto out;
+		return rc;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		snprintf(why, whylen, "user %s is deactivated or has no permission on %s", session->user_name,
+			 repo_name);
+		return TSR_DENIED;
+	}
 	*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	snprintf(expires_at, 40, "%s", PQgetvalue(r, 0, 1));
 	PQclear(r);
-	json_t *ms = json_array();
-	for (size_t i = 0; i < n_models; i++)
-		json_array_append_new(ms, json_string(models[i]));
-	detail = json_text(json_pack("{s:s,s:o,s:s,s:I}", "repo", repo_name, "models", ms, "expires_at", expires_at,
-				     "ttl_s", (json_int_t)ttl_s));
-	struct audit_event ev;
-	if (!detail || (rc = audit_event_init(&ev, session->user_name, "token.mint", "success")) != TSR_OK) {
-		rc = rc == TSR_OK ? TSR_INTERNAL : rc;
-		goto out;
-	}
-	ev.actor_user_id = session->user_id;
-	ev.user_id = session->user_id;
-	ev.repo_id = repo_id;
-	ev.credential_id = *id;
-	ev.actor_addr = addr;
-	ev.target = repo_name;
-	ev.detail = detail;
-	rc = db_audit_append(c, &ev, 1);
-out:
-	free(marr);
-	free(detail);
-	return tx_end(c, own, rc);
+	return TSR_OK;
+}
+
+tsr_rc db_token_mint_undo(struct db_conn *c, int64_t id)
+{
+	char s_id[24];
+	snprintf(s_id, sizeof(s_id), "%lld", (long long)id);
+	const char *p[] = { s_id };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_MINT_UNDO, 1, p, &rc);
+	PQclear(r);
+	return rc;
 }
 
 /* ---------- revocation and listing ---------- */

@@ -92,15 +92,19 @@ tsr_rc db_session_create(struct db_conn *c, int64_t user_id, const char *user_na
 			 int64_t *id, char expires_at[40]) TSR_WUR;
 
 /*
- * Mint an access token: re-checks inside the transaction that the user is
- * active and holds at least read on repo_id (TSR_DENIED with why
- * otherwise), inserts the credential and its scope, audits token.mint.
+ * Mint an access token in one statement: re-checks that the user is active
+ * and holds at least read on repo_id (TSR_DENIED with why otherwise) and
+ * inserts the credential and its scope. The caller audits token.mint before
+ * handing the token out, and calls db_token_mint_undo() if it cannot.
  * models may be NULL (any the policy allows).
  */
 tsr_rc db_token_mint(struct db_conn *c, const struct principal *session, int64_t repo_id, const char *repo_name,
 		     const char *const *models, size_t n_models, const uint8_t hash[32], int64_t ttl_s,
 		     const char *addr, const char *user_agent, int64_t *id, char expires_at[40], char *why,
 		     size_t whylen) TSR_WUR;
+
+/* Revoke a just-minted token whose audit event could not be written. */
+tsr_rc db_token_mint_undo(struct db_conn *c, int64_t id) TSR_WUR;
 
 /*
  * Revoke one credential (and, for a session, the access tokens minted from

@@ -261,6 +261,21 @@ static void log_pg_error(const char *what, const PGresult *r, PGconn *c)
 	log_error("db_error", "stmt=%s sqlstate=%s error=\"%s\"", what, state ? state : "-", msg);
 }
 
+tsr_rc db_prepare(struct db_conn *c, const struct db_stmt *d)
+{
+	if (is_prepared(c, d))
+		return TSR_OK;
+	PGresult *r = PQprepare(c->pg, d->name, d->sql, d->nparams, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		tsr_rc rc = db_result_rc(r, c->pg);
+		log_pg_error(d->name, r, c->pg);
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
+	return mark_prepared(c, d);
+}
+
 PGresult *db_exec(struct db_conn *c, const struct db_stmt *d, int n, const char *const *params, tsr_rc *rc)
 {
 	if (n != d->nparams) {
@@ -268,18 +283,8 @@ PGresult *db_exec(struct db_conn *c, const struct db_stmt *d, int n, const char 
 		log_error("db_error", "stmt=%s error=\"wrong parameter count %d\"", d->name, n);
 		return NULL;
 	}
-	if (!is_prepared(c, d)) {
-		PGresult *r = PQprepare(c->pg, d->name, d->sql, d->nparams, NULL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			*rc = db_result_rc(r, c->pg);
-			log_pg_error(d->name, r, c->pg);
-			PQclear(r);
-			return NULL;
-		}
-		PQclear(r);
-		if ((*rc = mark_prepared(c, d)) != TSR_OK)
-			return NULL;
-	}
+	if ((*rc = db_prepare(c, d)) != TSR_OK)
+		return NULL;
 	PGresult *r = PQexecPrepared(c->pg, d->name, n, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {

@@ -70,6 +70,9 @@ int db_pool_size(struct db_pool *p);
  */
 PGresult *db_exec(struct db_conn *c, const struct db_stmt *s, int n, const char *const *params, tsr_rc *rc) TSR_WUR;
 
+/* Prepare s on c now if it is not yet (for pipelined sends of PQsendQueryPrepared). */
+tsr_rc db_prepare(struct db_conn *c, const struct db_stmt *s) TSR_WUR;
+
 /* Run a constant statement without parameters (BEGIN, COMMIT, ROLLBACK). */
 tsr_rc db_simple(struct db_conn *c, const char *constant_sql) TSR_WUR;
 

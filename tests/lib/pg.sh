@@ -116,10 +116,13 @@ pg_start() {
 		-E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
 		_pg_fail "$dir" "initdb failed (as $user)"
 
+	# Tests trade durability for speed; benchmarks set TEST_PG_DURABLE=1 to measure real commits.
+	local speed="-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+	[[ ${TEST_PG_DURABLE:-} == 1 ]] && speed="-c max_connections=200"
 	for try in 1 2 3; do
 		port=$(free_port) || die "pg_start: no free port"
 		if _pg_as "$dir" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-			-o "-c listen_addresses=127.0.0.1 -p $port -k '$dir/sock' -c fsync=off -c full_page_writes=off -c synchronous_commit=off" \
+			-o "-c listen_addresses=127.0.0.1 -p $port -k '$dir/sock' $speed" \
 			start >>"$dir/pg_ctl.log" 2>&1; then
 			break
 		fi
