@@ -81,6 +81,12 @@ like "$tok" '^tsr_[A-Za-z0-9_-]{43}$' "access_token_has_the_tsr_shape"
 tok2=$("$TESSERA" token --repo acme/api)
 is "$tok2" "$tok" "second_token_call_reuses_the_cached_token"
 is "$(stat -c %a "$HOME/.config/tessera/tokens/acme__api" 2>/dev/null)" 600 "token_cache_file_is_mode_0600"
+mkdir -p "$dir/checkout" && git -C "$dir/checkout" init -q && git -C "$dir/checkout" remote add origin git@github.com:acme/api.git
+tok3=$(cd "$dir/checkout" && "$TESSERA" token)
+is "$tok3" "$tok" "token_without_repo_takes_the_repo_from_the_git_remote"
+git -C "$dir/checkout" remote set-url origin https://github.com/acme/secret.git
+out=$(cd "$dir/checkout" && "$TESSERA" token 2>&1)
+like "$out" "no permission on acme/secret" "an_https_remote_is_understood_too"
 envout=$("$TESSERA" token --repo acme/api --format env)
 like "$envout" "OPENAI_BASE_URL=$A/openai/v1" "format_env_names_the_openai_base_url"
 like "$envout" "ANTHROPIC_AUTH_TOKEN=$tok" "format_env_gives_the_anthropic_token"

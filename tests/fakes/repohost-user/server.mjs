@@ -1,6 +1,8 @@
 // A minimal fake of the repo host's "who owns this token" endpoint
 // (GitHub REST: GET /user), for login tests that need nothing else.
 // Usage: node server.mjs PORT 'token=login,token=login'
+// A token whose login starts with "slow:" is answered after 2 seconds
+// (for tests of requests in flight during a shutdown).
 // Answers like GitHub: 200 {"login": ...} for a known token, 401
 // {"message":"Bad credentials"} otherwise. Logs each call to stdout.
 import http from 'node:http';
@@ -13,8 +15,12 @@ http.createServer((req, res) => {
   const token = auth.replace(/^(Bearer|token) /i, '');
   console.log(`${req.method} ${req.url} known=${map.has(token)}`);
   if (req.method === 'GET' && req.url === '/user' && map.has(token)) {
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
-    res.end(JSON.stringify({ login: map.get(token), id: 1000 + map.size, type: 'User' }));
+    const login = map.get(token);
+    const answer = () => {
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+      res.end(JSON.stringify({ login: login.replace(/^slow:/, ''), id: 1000 + map.size, type: 'User' }));
+    };
+    if (login.startsWith('slow:')) setTimeout(answer, 2000); else answer();
     return;
   }
   res.writeHead(401, { 'content-type': 'application/json; charset=utf-8' });
