@@ -23,11 +23,21 @@ static COMMAND_GROUP(core_commands, core_cmds);
 
 /* Every area's commands, in --help order. */
 extern const struct command_group login_commands, user_commands;
+extern const struct command_group rotate_commands;
+extern const struct command_group report_commands;
+extern const struct command_group sync_commands;
+extern const struct command_group upstream_commands;
+extern const struct command_group audit_commands;
 
 const struct command_group *const command_groups[] = {
 	&login_commands,
 	&core_commands,
 	&user_commands,
+	&rotate_commands,
+	&audit_commands,
+	&report_commands,
+	&sync_commands,
+	&upstream_commands,
 	NULL,
 };
 

@@ -1,28 +1,49 @@
 /*
  * auditlog.c — see auditlog.h.
  *
- * Each waiter owns a struct item on its own stack; the queue is a linked
- * list of pointers to them, so nothing is freed behind a waiter's back. The
- * writer detaches up to MAX_BATCH items, appends them, records the result
- * in each item and broadcasts `done`. Items are visited only under al->mu
- * except by the writer between detach and completion, when their waiters
- * are blocked.
+ * Each event travels in a struct item: on the waiter's stack for
+ * auditlog_append() (the waiter blocks until `done`), on the heap for
+ * auditlog_submit() (the writer calls back and frees it). The queue is a
+ * linked list of pointers to items; items are visited only under al->mu,
+ * except by the writer between detaching a batch and completing it.
+ *
+ * The spool is one append-only file, STATE/spool/audit.spool, of JSON lines
+ * (one event each, every field of struct audit_event), written and
+ * fdatasync'ed per batch. While it exists every batch first tries to replay
+ * it; the file is removed only after all of it is in Postgres, and replay
+ * skips events already stored, so an interrupted replay is simply re-run.
+ * A torn last line (crash while writing) is ignored: its batch was never
+ * acknowledged. Only the writer thread touches the spool.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <jansson.h>
 
 #include "auditlog.h"
+#include "../db/audit_spool.h"
+#include "../lib/buf.h"
 #include "../lib/log.h"
 
 #define MAX_BATCH 512
 #define MAX_QUEUE 20000
+#define REPLAY_CHUNK 500
 
 struct item {
 	struct item *next;
 	struct audit_event ev; /* strings point into blob */
 	char *blob;
+	auditlog_done_fn cb;   /* async: called, then the item is freed */
+	void *cb_arg;
 	bool done;
 	tsr_rc rc;
 };
@@ -36,6 +57,12 @@ struct auditlog {
 	int depth;
 	bool stop;
 	struct db_conn conn; /* the writer's own connection */
+	char spool_dir[PATH_MAX];
+	char spool_path[PATH_MAX];
+	/* health, read under mu by auditlog_ready() */
+	bool pg_ok, spool_ok;
+	bool spool_pending;
+	atomic_llong spool_bytes; /* written by the writer, read by /metrics */
 };
 
 /* Copy the strings of src into one allocation owned by the item. */
@@ -69,16 +96,330 @@ static tsr_rc item_fill(struct item *it, const struct audit_event *src)
 	return TSR_OK;
 }
 
+/* ---------- Postgres ---------- */
+
+static void drop_conn(struct auditlog *al)
+{
+	if (al->conn.pg)
+		PQfinish(al->conn.pg);
+	free(al->conn.prepared);
+	memset(&al->conn, 0, sizeof(al->conn));
+}
+
 static tsr_rc writer_conn(struct auditlog *al)
 {
 	if (al->conn.pg && PQstatus(al->conn.pg) == CONNECTION_OK)
 		return TSR_OK;
-	if (al->conn.pg) {
-		PQfinish(al->conn.pg);
-		free(al->conn.prepared);
-		memset(&al->conn, 0, sizeof(al->conn));
+	drop_conn(al);
+	tsr_rc rc = db_connect(al->b->conninfo, 5, &al->conn.pg);
+	if (rc != TSR_OK) {
+		al->conn.pg = NULL;
+		return TSR_UNAVAILABLE;
 	}
-	return db_connect(al->b->conninfo, 5, &al->conn.pg);
+	return TSR_OK;
+}
+
+/* Did rc come from an unreachable server (as opposed to a bad event)? */
+static bool unreachable(struct auditlog *al, tsr_rc rc)
+{
+	return rc == TSR_UNAVAILABLE || !al->conn.pg || PQstatus(al->conn.pg) != CONNECTION_OK;
+}
+
+static void rollback_if_open(struct auditlog *al)
+{
+	if (al->conn.pg && PQstatus(al->conn.pg) == CONNECTION_OK &&
+	    PQtransactionStatus(al->conn.pg) != PQTRANS_IDLE) {
+		tsr_rc ignored = db_simple(&al->conn, "ROLLBACK");
+		(void)ignored;
+	}
+}
+
+/* ---------- spool ---------- */
+
+static json_t *jstr(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *event_json(const struct audit_event *e)
+{
+	json_t *j = json_object();
+	if (!j)
+		return NULL;
+	json_object_set_new(j, "at_us", json_integer(e->at_us));
+	json_object_set_new(j, "event_id", json_string(e->event_id));
+	json_object_set_new(j, "actor", jstr(e->actor));
+	json_object_set_new(j, "actor_user_id", json_integer(e->actor_user_id));
+	json_object_set_new(j, "actor_addr", jstr(e->actor_addr));
+	json_object_set_new(j, "action", jstr(e->action));
+	json_object_set_new(j, "target", jstr(e->target));
+	json_object_set_new(j, "outcome", jstr(e->outcome));
+	json_object_set_new(j, "user_id", json_integer(e->user_id));
+	json_object_set_new(j, "repo_id", json_integer(e->repo_id));
+	json_object_set_new(j, "credential_id", json_integer(e->credential_id));
+	json_object_set_new(j, "route", jstr(e->route));
+	json_object_set_new(j, "model", jstr(e->model));
+	json_object_set_new(j, "upstream", jstr(e->upstream));
+	json_object_set_new(j, "upstream_key_id", json_integer(e->upstream_key_id));
+	json_object_set_new(j, "decision", jstr(e->decision));
+	json_object_set_new(j, "rule_hits", jstr(e->rule_hits));
+	json_object_set_new(j, "req_bytes", json_integer(e->req_bytes));
+	json_object_set_new(j, "resp_bytes", json_integer(e->resp_bytes));
+	json_object_set_new(j, "req_sha256_hex", jstr(e->req_sha256_hex));
+	json_object_set_new(j, "status", json_integer(e->status));
+	json_object_set_new(j, "latency_us", json_integer(e->latency_us));
+	json_object_set_new(j, "tokens_in", json_integer(e->tokens_in));
+	json_object_set_new(j, "tokens_out", json_integer(e->tokens_out));
+	json_object_set_new(j, "detail", jstr(e->detail));
+	return j;
+}
+
+/* Fill e from a spool line's object; strings point into j (keep j alive). */
+static bool event_from_json(json_t *j, struct audit_event *e)
+{
+	memset(e, 0, sizeof(*e));
+	const char *id = json_string_value(json_object_get(j, "event_id"));
+	if (!json_is_object(j) || !id || strlen(id) != 36)
+		return false;
+	memcpy(e->event_id, id, 37);
+#define S(f) e->f = json_string_value(json_object_get(j, #f))
+#define I(f) e->f = (int64_t)json_integer_value(json_object_get(j, #f))
+	I(at_us); S(actor); I(actor_user_id); S(actor_addr); S(action); S(target); S(outcome); I(user_id); I(repo_id);
+	I(credential_id); S(route); S(model); S(upstream); I(upstream_key_id); S(decision); S(rule_hits); I(req_bytes);
+	I(resp_bytes); S(req_sha256_hex); I(status); I(latency_us); I(tokens_in); I(tokens_out); S(detail);
+#undef S
+#undef I
+	return e->actor && e->action && e->outcome && e->at_us > 0;
+}
+
+static void fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fsync(fd) != 0)
+			log_warn("audit_spool_dir_fsync_failed", "error=\"%s\"", strerror(errno));
+		close(fd);
+	}
+}
+
+/* Append n events to the spool file and make them durable. */
+static tsr_rc spool_write(struct auditlog *al, const struct audit_event *ev, int n)
+{
+	if (mkdir(al->spool_dir, 0700) != 0 && errno != EEXIST) {
+		log_error("audit_spool_unwritable", "dir=%s error=\"%s\"", al->spool_dir, strerror(errno));
+		return TSR_UNAVAILABLE;
+	}
+	bool created = access(al->spool_path, F_OK) != 0;
+	int fd = open(al->spool_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("audit_spool_unwritable", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+		return TSR_UNAVAILABLE;
+	}
+	struct buf out;
+	buf_init(&out, (size_t)1 << 30);
+	tsr_rc rc = TSR_OK;
+	for (int i = 0; i < n && rc == TSR_OK; i++) {
+		json_t *j = event_json(&ev[i]);
+		char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		rc = line ? buf_puts(&out, line) : TSR_INTERNAL;
+		if (rc == TSR_OK)
+			rc = buf_puts(&out, "\n");
+		free(line);
+	}
+	size_t off = 0;
+	while (rc == TSR_OK && off < out.len) {
+		ssize_t w = write(fd, out.data + off, out.len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_error("audit_spool_write_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+			rc = TSR_UNAVAILABLE;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (rc == TSR_OK && fdatasync(fd) != 0) {
+		log_error("audit_spool_fsync_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+		rc = TSR_UNAVAILABLE;
+	}
+	if (rc != TSR_OK && off > 0 && ftruncate(fd, lseek(fd, 0, SEEK_END) - (off_t)off) != 0)
+		log_error("audit_spool_truncate_failed", "path=%s", al->spool_path);
+	close(fd);
+	if (rc == TSR_OK && created)
+		fsync_dir(al->spool_dir);
+	if (rc == TSR_OK) {
+		long long total = atomic_fetch_add(&al->spool_bytes, (long long)out.len) + (long long)out.len;
+		log_warn("audit_spooled", "events=%d spool_bytes=%lld", n, total);
+	}
+	buf_free(&out);
+	return rc;
+}
+
+/* Can the spool take a write right now? (creates and removes a probe file) */
+static bool spool_probe(struct auditlog *al)
+{
+	if (mkdir(al->spool_dir, 0700) != 0 && errno != EEXIST)
+		return false;
+	char probe[PATH_MAX + 16];
+	snprintf(probe, sizeof(probe), "%s/.probe", al->spool_dir);
+	int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return false;
+	bool ok = write(fd, "x", 1) == 1 && fdatasync(fd) == 0;
+	close(fd);
+	unlink(probe);
+	return ok;
+}
+
+/* Append a chunk of replayed events; on a bad event fall back to one by one, skipping what can never be stored. */
+static tsr_rc replay_chunk(struct auditlog *al, const struct audit_event *ev, int n, int *stored)
+{
+	int appended = 0;
+	tsr_rc rc = db_audit_replay(&al->conn, ev, n, &appended);
+	if (rc == TSR_OK) {
+		*stored += appended;
+		return TSR_OK;
+	}
+	rollback_if_open(al);
+	if (unreachable(al, rc))
+		return TSR_UNAVAILABLE;
+	for (int i = 0; i < n; i++) {
+		rc = db_audit_replay(&al->conn, &ev[i], 1, &appended);
+		if (rc == TSR_OK) {
+			*stored += appended;
+			continue;
+		}
+		rollback_if_open(al);
+		if (unreachable(al, rc))
+			return TSR_UNAVAILABLE;
+		log_error("audit_spool_event_unstorable", "event_id=%s action=%s error=%s", ev[i].event_id,
+			  ev[i].action ? ev[i].action : "-", status_name(rc));
+	}
+	return TSR_OK;
+}
+
+/* Replay the whole spool into Postgres, in order; remove it when all of it is stored. */
+static tsr_rc spool_replay(struct auditlog *al)
+{
+	if (writer_conn(al) != TSR_OK)
+		return TSR_UNAVAILABLE;
+	FILE *f = fopen(al->spool_path, "re");
+	if (!f) {
+		if (errno == ENOENT) {
+			al->spool_pending = false;
+			atomic_store(&al->spool_bytes, 0);
+			return TSR_OK;
+		}
+		log_error("audit_spool_unreadable", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+		return TSR_UNAVAILABLE;
+	}
+	struct audit_event *evs = calloc(REPLAY_CHUNK, sizeof(*evs));
+	json_t **docs = calloc(REPLAY_CHUNK, sizeof(*docs));
+	char *line = NULL;
+	size_t cap = 0;
+	int n = 0, stored = 0, total = 0;
+	tsr_rc rc = evs && docs ? TSR_OK : TSR_INTERNAL;
+	for (;;) {
+		ssize_t len = rc == TSR_OK ? getline(&line, &cap, f) : -1;
+		if (len > 0 && line[len - 1] == '\n') {
+			json_t *j = json_loadb(line, (size_t)len, 0, NULL);
+			if (j && event_from_json(j, &evs[n])) {
+				docs[n++] = j;
+				total++;
+			} else {
+				json_decref(j);
+				log_error("audit_spool_line_invalid", "path=%s", al->spool_path);
+			}
+		} else if (len > 0) {
+			log_warn("audit_spool_torn_line", "path=%s bytes=%zd", al->spool_path, len);
+		}
+		if (n > 0 && (n == REPLAY_CHUNK || len <= 0)) {
+			rc = replay_chunk(al, evs, n, &stored);
+			for (int i = 0; i < n; i++)
+				json_decref(docs[i]);
+			n = 0;
+		}
+		if (len <= 0)
+			break;
+	}
+	fclose(f);
+	free(line);
+	free(evs);
+	free(docs);
+	if (rc != TSR_OK)
+		return rc;
+	if (unlink(al->spool_path) != 0 && errno != ENOENT) {
+		log_error("audit_spool_unlink_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+		return TSR_INTERNAL;
+	}
+	fsync_dir(al->spool_dir);
+	al->spool_pending = false;
+	atomic_store(&al->spool_bytes, 0);
+	log_info("audit_spool_replayed", "events=%d stored=%d", total, stored);
+	return TSR_OK;
+}
+
+/* ---------- the writer ---------- */
+
+static void set_health(struct auditlog *al, bool pg_ok, bool spool_ok)
+{
+	pthread_mutex_lock(&al->mu);
+	if (al->pg_ok != pg_ok || al->spool_ok != spool_ok)
+		log_info("audit_health", "postgres=%s spool=%s", pg_ok ? "ok" : "down", spool_ok ? "ok" : "unwritable");
+	al->pg_ok = pg_ok;
+	al->spool_ok = spool_ok;
+	pthread_mutex_unlock(&al->mu);
+}
+
+/* Make n events durable: replay first if needed, then Postgres, else the spool. */
+static tsr_rc write_batch(struct auditlog *al, const struct audit_event *evs, int n)
+{
+	tsr_rc rc = TSR_UNAVAILABLE;
+	if (!al->spool_pending || spool_replay(al) == TSR_OK) {
+		rc = writer_conn(al);
+		if (rc == TSR_OK) {
+			rc = db_audit_append(&al->conn, evs, n);
+			if (rc != TSR_OK)
+				rollback_if_open(al);
+		}
+		if (rc == TSR_OK) {
+			set_health(al, true, true);
+			return TSR_OK;
+		}
+		if (!unreachable(al, rc)) {
+			log_error("audit_batch_failed", "events=%d error=%s", n, status_name(rc));
+			return rc;
+		}
+	}
+	rc = spool_write(al, evs, n);
+	if (rc == TSR_OK) {
+		al->spool_pending = true;
+		set_health(al, false, true);
+		return TSR_OK;
+	}
+	set_health(al, false, false);
+	log_error("audit_batch_failed", "events=%d error=\"database unreachable and spool unwritable\"", n);
+	return TSR_UNAVAILABLE;
+}
+
+/* Idle work: replay the spool when Postgres is back; notice a dead Postgres before the next request. */
+static void maintain(struct auditlog *al)
+{
+	if (al->spool_pending) {
+		if (spool_replay(al) == TSR_OK)
+			set_health(al, true, true);
+		else
+			set_health(al, false, spool_probe(al));
+		return;
+	}
+	tsr_rc rc = writer_conn(al);
+	if (rc == TSR_OK)
+		rc = db_simple(&al->conn, "SELECT 1");
+	if (rc == TSR_OK)
+		set_health(al, true, true);
+	else
+		set_health(al, false, spool_probe(al));
 }
 
 static void *writer(void *arg)
@@ -88,8 +429,16 @@ static void *writer(void *arg)
 	struct item **batch = calloc(MAX_BATCH, sizeof(*batch));
 	pthread_mutex_lock(&al->mu);
 	for (;;) {
-		while (!al->head && !al->stop)
-			pthread_cond_wait(&al->work, &al->mu);
+		while (!al->head && !al->stop) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			if (pthread_cond_timedwait(&al->work, &al->mu, &until) == ETIMEDOUT && !al->head && !al->stop) {
+				pthread_mutex_unlock(&al->mu);
+				maintain(al);
+				pthread_mutex_lock(&al->mu);
+			}
+		}
 		if (!al->head && al->stop)
 			break;
 		int n = 0;
@@ -103,22 +452,26 @@ static void *writer(void *arg)
 		al->depth -= n;
 		pthread_mutex_unlock(&al->mu);
 
-		tsr_rc rc = (!evs || !batch) ? TSR_INTERNAL : writer_conn(al);
-		if (rc == TSR_OK) {
+		tsr_rc rc = TSR_INTERNAL;
+		if (evs && batch) {
 			for (int i = 0; i < n; i++)
 				evs[i] = batch[i]->ev;
-			rc = db_audit_append(&al->conn, evs, n);
-			if (rc != TSR_OK && PQstatus(al->conn.pg) == CONNECTION_OK &&
-			    PQtransactionStatus(al->conn.pg) != PQTRANS_IDLE) {
-				tsr_rc ignored = db_simple(&al->conn, "ROLLBACK");
-				(void)ignored;
+			rc = write_batch(al, evs, n);
+		}
+
+		/* callbacks first, without the lock; then wake the blocked waiters */
+		for (int i = 0; i < n; i++) {
+			if (batch[i]->cb) {
+				batch[i]->cb(batch[i]->cb_arg, rc);
+				free(batch[i]->blob);
+				free(batch[i]);
+				batch[i] = NULL;
 			}
 		}
-		if (rc != TSR_OK)
-			log_error("audit_batch_failed", "events=%d error=%s", n, status_name(rc));
-
 		pthread_mutex_lock(&al->mu);
 		for (int i = 0; i < n; i++) {
+			if (!batch[i])
+				continue;
 			batch[i]->rc = rc;
 			batch[i]->done = true;
 		}
@@ -136,6 +489,21 @@ tsr_rc auditlog_start(struct broker *b, struct auditlog **out)
 	if (!al)
 		return TSR_INTERNAL;
 	al->b = b;
+	al->pg_ok = al->spool_ok = true;
+	if (b->cfg->audit.spool_dir)
+		snprintf(al->spool_dir, sizeof(al->spool_dir), "%s", b->cfg->audit.spool_dir);
+	else
+		snprintf(al->spool_dir, sizeof(al->spool_dir), "%s/spool", b->cfg->server.state_dir);
+	snprintf(al->spool_path, sizeof(al->spool_path), "%s/audit.spool", al->spool_dir);
+	struct stat st;
+	if (stat(al->spool_path, &st) == 0) {
+		/* left by an earlier run: replayed before anything new */
+		al->spool_pending = true;
+		atomic_store(&al->spool_bytes, (long long)st.st_size);
+		log_warn("audit_spool_found", "path=%s bytes=%lld", al->spool_path, (long long)st.st_size);
+	} else if (mkdir(al->spool_dir, 0700) != 0 && errno != EEXIST) {
+		log_warn("audit_spool_dir_unusable", "dir=%s error=\"%s\"", al->spool_dir, strerror(errno));
+	}
 	pthread_mutex_init(&al->mu, NULL);
 	pthread_cond_init(&al->work, NULL);
 	pthread_cond_init(&al->done, NULL);
@@ -156,13 +524,28 @@ void auditlog_stop(struct auditlog *al)
 	pthread_cond_signal(&al->work);
 	pthread_mutex_unlock(&al->mu);
 	pthread_join(al->thread, NULL);
-	if (al->conn.pg)
-		PQfinish(al->conn.pg);
-	free(al->conn.prepared);
+	drop_conn(al);
 	pthread_mutex_destroy(&al->mu);
 	pthread_cond_destroy(&al->work);
 	pthread_cond_destroy(&al->done);
 	free(al);
+}
+
+/* Queue it (mu held by the caller); false when the queue cannot take it. */
+static bool enqueue(struct auditlog *al, struct item *it)
+{
+	if (al->stop || al->depth >= MAX_QUEUE) {
+		log_warn("audit_queue_full", "depth=%d stopping=%s", al->depth, al->stop ? "true" : "false");
+		return false;
+	}
+	if (al->tail)
+		al->tail->next = it;
+	else
+		al->head = it;
+	al->tail = it;
+	al->depth++;
+	pthread_cond_signal(&al->work);
+	return true;
 }
 
 tsr_rc auditlog_append(struct auditlog *al, const struct audit_event *ev)
@@ -172,24 +555,52 @@ tsr_rc auditlog_append(struct auditlog *al, const struct audit_event *ev)
 	if (item_fill(&it, ev) != TSR_OK)
 		return TSR_INTERNAL;
 	pthread_mutex_lock(&al->mu);
-	if (al->stop || al->depth >= MAX_QUEUE) {
+	if (!enqueue(al, &it)) {
 		pthread_mutex_unlock(&al->mu);
 		free(it.blob);
-		log_warn("audit_queue_full", "depth=%d", MAX_QUEUE);
 		return TSR_UNAVAILABLE;
 	}
-	if (al->tail)
-		al->tail->next = &it;
-	else
-		al->head = &it;
-	al->tail = &it;
-	al->depth++;
-	pthread_cond_signal(&al->work);
 	while (!it.done)
 		pthread_cond_wait(&al->done, &al->mu);
 	pthread_mutex_unlock(&al->mu);
 	free(it.blob);
 	return it.rc;
+}
+
+tsr_rc auditlog_submit(struct auditlog *al, const struct audit_event *ev, auditlog_done_fn done, void *arg)
+{
+	struct item *it = calloc(1, sizeof(*it));
+	if (!it)
+		return TSR_INTERNAL;
+	if (item_fill(it, ev) != TSR_OK) {
+		free(it);
+		return TSR_INTERNAL;
+	}
+	it->cb = done;
+	it->cb_arg = arg;
+	pthread_mutex_lock(&al->mu);
+	bool queued = enqueue(al, it);
+	pthread_mutex_unlock(&al->mu);
+	if (!queued) {
+		free(it->blob);
+		free(it);
+		return TSR_UNAVAILABLE;
+	}
+	return TSR_OK;
+}
+
+bool auditlog_ready(struct auditlog *al, char *why, size_t whylen)
+{
+	pthread_mutex_lock(&al->mu);
+	bool ok = al->pg_ok || al->spool_ok;
+	bool full = al->depth >= MAX_QUEUE;
+	pthread_mutex_unlock(&al->mu);
+	if (!ok)
+		snprintf(why, whylen, "audit log unavailable: database unreachable and spool directory %s not writable",
+			 al->spool_dir);
+	else if (full)
+		snprintf(why, whylen, "audit log queue full");
+	return ok && !full;
 }
 
 int auditlog_depth(struct auditlog *al)
@@ -198,4 +609,9 @@ int auditlog_depth(struct auditlog *al)
 	int d = al->depth;
 	pthread_mutex_unlock(&al->mu);
 	return d;
+}
+
+long long auditlog_spool_bytes(struct auditlog *al)
+{
+	return atomic_load(&al->spool_bytes);
 }

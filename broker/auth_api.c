@@ -23,6 +23,7 @@
 #include "../db/users.h"
 #include "../lib/crypto.h"
 #include "../lib/log.h"
+#include "../sync/ldap.h"
 
 #define USER_FAIL_LIMIT 5
 #define ADDR_FAIL_LIMIT 20
@@ -127,6 +128,68 @@ static tsr_rc open_session(struct http_req *r, const struct user_row *u, const c
 	return rc;
 }
 
+static tsr_rc h_login_ldap(struct http_req *r)
+{
+	json_t *j = body_json(r);
+	const char *user = json_string_value(json_object_get(j, "user"));
+	const char *pw = json_string_value(json_object_get(j, "password"));
+	tsr_rc rc;
+	if (!user || !*user || !pw) {
+		json_decref(j);
+		return http_reply_error(r, TSR_INVALID, "expected JSON {\"user\": …, \"password\": …}");
+	}
+	if (!r->b->cfg->ldap.uri) {
+		json_decref(j);
+		return http_reply_error(r, TSR_NOT_FOUND, "LDAP login is not configured ([ldap] uri)");
+	}
+	char ukey[300], lower[260];
+	snprintf(lower, sizeof(lower), "%s", user);
+	for (char *p = lower; *p; p++)
+		*p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+	snprintf(ukey, sizeof(ukey), "user:%s", lower);
+	int retry = 0;
+	rc = throttled(r, ukey, &retry);
+	if (rc == TSR_RATE_LIMITED) {
+		audit_login_failure(r, user, "ldap", "throttled"); /* user points into j: audit first */
+		json_decref(j);
+		return reply_throttled(r, retry);
+	}
+	if (rc != TSR_OK) {
+		json_decref(j);
+		return rc;
+	}
+	char dn[1024];
+	rc = ldap_authenticate(r->b->cfg, user, pw, dn, sizeof(dn));
+	OPENSSL_cleanse((char *)pw, strlen(pw)); /* jansson's copy; the body buffer is wiped at completion */
+	if (rc != TSR_OK) {
+		const char *why = rc == TSR_DENIED ? "account disabled in the directory"
+				  : rc == TSR_UNAVAILABLE ? "directory unavailable"
+							   : "bad user name or password";
+		if (rc == TSR_UNAUTHENTICATED || rc == TSR_DENIED)
+			count_failure(r, ukey);
+		audit_login_failure(r, user, "ldap", why);
+		json_decref(j);
+		return http_reply_error(r, rc == TSR_DENIED ? TSR_UNAUTHENTICATED : rc, "%s", why);
+	}
+	struct user_row u;
+	struct db_conn *c;
+	if ((rc = db_acquire(r->b->pool, 2000, &c)) == TSR_OK) {
+		rc = db_user_by_name(c, user, &u);
+		db_release(r->b->pool, c);
+	}
+	if (rc == TSR_NOT_FOUND) {
+		audit_login_failure(r, user, "ldap", "not synced into tessera yet");
+		tsr_rc w = http_reply_error(r, TSR_UNAUTHENTICATED,
+					    "user %s is not known to tessera yet (run a directory sync)", user);
+		json_decref(j); /* user points into j */
+		return w;
+	}
+	json_decref(j);
+	if (rc != TSR_OK)
+		return rc;
+	return open_session(r, &u, "ldap", ukey);
+}
+
 /* ---------- GitHub token exchange ---------- */
 
 struct sink {
@@ -207,6 +270,7 @@ static tsr_rc h_login_github(struct http_req *r)
 	}
 	char login[128] = "";
 	rc = github_whoami(r->b->cfg, token, login, sizeof(login));
+	OPENSSL_cleanse((char *)token, strlen(token));
 	json_decref(j); /* the GitHub token is wiped with the JSON document's memory */
 	if (rc != TSR_OK) {
 		if (rc == TSR_UNAUTHENTICATED)
@@ -367,6 +431,7 @@ static tsr_rc h_logout(struct http_req *r)
 }
 
 static const struct route routes_auth[] = {
+	{ "POST", "/auth/v1/login/ldap", ROLE_PUBLIC, h_login_ldap, NULL },
 	{ "POST", "/auth/v1/login/github", ROLE_PUBLIC, h_login_github, NULL },
 	{ "POST", "/auth/v1/token", ROLE_DEVELOPER, h_token, NULL },
 	{ "POST", "/auth/v1/logout", ROLE_ANY, h_logout, NULL },

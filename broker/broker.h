@@ -18,6 +18,8 @@
 struct jobs;
 struct tokencache;
 struct auditlog;
+struct gateway;
+struct masterkey;
 
 struct broker {
 	const struct config *cfg;
@@ -28,6 +30,8 @@ struct broker {
 	struct jobs *jobs;      /* background jobs; NULL in `migrate` */
 	struct tokencache *tokens; /* the token check (tokencache.h) */
 	struct auditlog *audit;    /* group-committed audit events (auditlog.h) */
+	struct gateway *gateway;   /* the LLM gateway (gateway.h); NULL in `migrate` */
+	const struct masterkey *masterkey; /* lib/masterkey.h; NULL when none is configured */
 	const char *conninfo;   /* for modules that need their own connection (LISTEN) */
 };
 

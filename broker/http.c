@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,6 +41,31 @@ struct http_server {
 	struct listener l[2];
 	int n;
 	atomic_int inflight;
+	pthread_mutex_t async_mu;     /* guards the list of deferred requests; taken before an http_async's mu */
+	struct http_async *async_head;
+};
+
+/*
+ * A deferred request's reply state. mu orders the handler's thread (which
+ * suspends the connection) against the owner's threads (which resume it):
+ * `suspended` is true exactly while MHD holds the connection suspended on
+ * our behalf, so a resume is issued only for a connection that cannot be
+ * completed (freed) meanwhile. Lock order: async_mu, then mu; the owner's
+ * own lock may be held when calling http_resume/http_stream_*, so mu is
+ * never held while calling the owner (read, on_close).
+ */
+enum async_state { A_WAIT, A_READY, A_STREAM, A_STREAMING };
+
+struct http_async {
+	pthread_mutex_t mu;
+	enum async_state state;
+	bool suspended, wake_pending, abort;
+	http_close_fn on_close;
+	void *close_arg;
+	http_stream_read_fn read;
+	void *read_arg;
+	struct http_req *r;
+	struct http_async *prev, *next;
 };
 
 /* ---------- replies ---------- */
@@ -74,6 +100,17 @@ tsr_rc http_reply_error(struct http_req *r, tsr_rc code, const char *fmt, ...)
 	json_t *j = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", status, "code", status_name(code), "message",
 			      msg);
 	return http_reply_json(r, status, j);
+}
+
+tsr_rc http_reply_header(struct http_req *r, const char *name, const char *value)
+{
+	if (r->n_hdr >= (int)(sizeof(r->hdr_name) / sizeof(r->hdr_name[0])) || strlen(name) >= sizeof(r->hdr_name[0]) ||
+	    strlen(value) >= sizeof(r->hdr_value[0]) || strpbrk(value, "\r\n"))
+		return TSR_TOO_LARGE;
+	snprintf(r->hdr_name[r->n_hdr], sizeof(r->hdr_name[0]), "%s", name);
+	snprintf(r->hdr_value[r->n_hdr], sizeof(r->hdr_value[0]), "%s", value);
+	r->n_hdr++;
+	return TSR_OK;
 }
 
 /* ---------- routing ---------- */
@@ -212,7 +249,7 @@ static tsr_rc dispatch(struct http_req *r)
 	bool split = r->b->cfg->server.admin_listen != NULL;
 	if (split && admin_route != r->admin_listener)
 		return http_reply_error(r, TSR_NOT_FOUND, "no route for %s %s on this listener", r->method, r->url);
-	if (r->too_large)
+	if (r->too_large && !(rt->authn && (rt->role & ROLE_OWN_LIMIT)))
 		return http_reply_error(r, TSR_TOO_LARGE, "request body over the limit of %u bytes", MAX_BODY);
 	if (rt->authn) {
 		char why[160];
@@ -267,6 +304,170 @@ void http_list_routes(FILE *f)
 	}
 }
 
+/* ---------- deferred and streamed replies ---------- */
+
+tsr_rc http_defer(struct http_req *r, http_close_fn on_close, void *arg)
+{
+	if (r->async)
+		return TSR_INTERNAL;
+	struct http_async *a = calloc(1, sizeof(*a));
+	if (!a)
+		return TSR_INTERNAL;
+	pthread_mutex_init(&a->mu, NULL);
+	a->state = A_WAIT;
+	a->on_close = on_close;
+	a->close_arg = arg;
+	a->r = r;
+	pthread_mutex_lock(&r->srv->async_mu);
+	a->next = r->srv->async_head;
+	if (a->next)
+		a->next->prev = a;
+	r->srv->async_head = a;
+	pthread_mutex_unlock(&r->srv->async_mu);
+	r->async = a;
+	return TSR_OK;
+}
+
+/* a->mu held */
+static void wake_locked(struct http_req *r)
+{
+	struct http_async *a = r->async;
+	if (a->suspended) {
+		a->suspended = false;
+		MHD_resume_connection(r->conn);
+	} else {
+		a->wake_pending = true;
+	}
+}
+
+void http_resume(struct http_req *r)
+{
+	struct http_async *a = r->async;
+	pthread_mutex_lock(&a->mu);
+	a->state = A_READY;
+	wake_locked(r);
+	pthread_mutex_unlock(&a->mu);
+}
+
+void http_stream_start(struct http_req *r, int status, const char *content_type, http_stream_read_fn read, void *arg)
+{
+	struct http_async *a = r->async;
+	pthread_mutex_lock(&a->mu);
+	r->status = status;
+	r->content_type = content_type;
+	a->read = read;
+	a->read_arg = arg;
+	a->state = A_STREAM;
+	wake_locked(r);
+	pthread_mutex_unlock(&a->mu);
+}
+
+void http_stream_wake(struct http_req *r)
+{
+	struct http_async *a = r->async;
+	pthread_mutex_lock(&a->mu);
+	wake_locked(r);
+	pthread_mutex_unlock(&a->mu);
+}
+
+int http_client_fd(const struct http_req *r)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	return ci ? (int)ci->connect_fd : -1;
+}
+
+/* Suspend r's connection until the owner wakes it; called on the HTTP thread handling it. a->mu held. */
+static void suspend_locked(struct http_req *r)
+{
+	r->async->suspended = true;
+	r->async->wake_pending = false;
+	MHD_suspend_connection(r->conn);
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct http_req *r = cls;
+	struct http_async *a = r->async;
+	for (;;) {
+		pthread_mutex_lock(&a->mu);
+		bool abort = a->abort;
+		a->wake_pending = false;
+		pthread_mutex_unlock(&a->mu);
+		if (abort)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		ssize_t n = a->read(a->read_arg, out, max);
+		if (n > 0)
+			return n;
+		if (n == HTTP_STREAM_END)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (n < 0)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		pthread_mutex_lock(&a->mu);
+		if (a->wake_pending || a->abort) {
+			/* data (or the end) arrived after read() looked: look again */
+			pthread_mutex_unlock(&a->mu);
+			continue;
+		}
+		suspend_locked(r);
+		pthread_mutex_unlock(&a->mu);
+		return 0;
+	}
+}
+
+static void add_common_headers(struct http_req *r, struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				r->content_type ? r->content_type : "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (r->retry_after > 0) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%d", r->retry_after);
+		MHD_add_response_header(resp, "Retry-After", ra);
+	}
+	for (int i = 0; i < r->n_hdr; i++)
+		MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+}
+
+static enum MHD_Result send_stream(struct http_req *r)
+{
+	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, r,
+								      NULL);
+	if (!resp)
+		return MHD_NO;
+	add_common_headers(r, resp);
+	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result send_reply(struct http_req *r);
+
+/* A deferred request's turn on its HTTP thread: send what is ready, else (re)suspend. */
+static enum MHD_Result async_step(struct http_req *r)
+{
+	struct http_async *a = r->async;
+	pthread_mutex_lock(&a->mu);
+	enum async_state st = a->state;
+	if (st == A_WAIT && a->abort) {
+		pthread_mutex_unlock(&a->mu);
+		return MHD_NO; /* shutting down: close the connection */
+	}
+	if (st == A_STREAM)
+		a->state = A_STREAMING;
+	if (st == A_WAIT)
+		suspend_locked(r);
+	pthread_mutex_unlock(&a->mu);
+	if (st == A_READY) {
+		if (r->status == 0)
+			r->status = 500;
+		return send_reply(r);
+	}
+	if (st == A_STREAM)
+		return send_stream(r);
+	return MHD_YES;
+}
+
 /* ---------- MHD callbacks ---------- */
 
 static void client_addr(struct MHD_Connection *c, char *out, size_t n)
@@ -290,15 +491,7 @@ static enum MHD_Result send_reply(struct http_req *r)
 		free(data);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				r->content_type ? r->content_type : "application/json");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	if (r->retry_after > 0) {
-		char ra[16];
-		snprintf(ra, sizeof(ra), "%d", r->retry_after);
-		MHD_add_response_header(resp, "Retry-After", ra);
-	}
+	add_common_headers(r, resp);
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -320,6 +513,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->url = url;
 		r->admin_listener = l->admin;
 		r->route = -1;
+		r->srv = l->srv;
 		buf_init(&r->body, MAX_BODY);
 		buf_init(&r->out, MAX_REPLY);
 		client_addr(conn, r->client_addr, sizeof(r->client_addr));
@@ -333,7 +527,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (r->dispatched)
+		return r->async ? async_step(r) : MHD_NO; /* resumed */
+	r->dispatched = true;
 	tsr_rc rc = dispatch(r);
+	if (r->async)
+		return async_step(r); /* the handler deferred its reply */
 	if (rc != TSR_OK && r->status == 0) {
 		/* the handler failed before replying */
 		tsr_rc ignored = http_reply_error(r, rc, "%s", rc == TSR_UNAVAILABLE ? "database unavailable"
@@ -359,6 +558,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	metrics_http(r->route, r->status ? r->status : 499, us);
 	log_debug("http_request", "method=%s path=\"%s\" status=%d us=%llu addr=%s", r->method, r->url, r->status,
 		  (unsigned long long)us, r->client_addr);
+	struct http_async *a = r->async;
+	if (a) {
+		pthread_mutex_lock(&l->srv->async_mu);
+		if (a->prev)
+			a->prev->next = a->next;
+		else
+			l->srv->async_head = a->next;
+		if (a->next)
+			a->next->prev = a->prev;
+		pthread_mutex_unlock(&l->srv->async_mu);
+		if (a->on_close)
+			a->on_close(a->close_arg, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+		pthread_mutex_destroy(&a->mu);
+		free(a);
+	}
 	buf_wipe(&r->body);
 	buf_free(&r->out);
 	free(r);
@@ -407,7 +621,8 @@ static tsr_rc start_listener(struct http_server *s, struct listener *l, const ch
 	l->srv = s;
 	l->admin = admin;
 	snprintf(l->addr, sizeof(l->addr), "%s", addr);
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			 MHD_ALLOW_SUSPEND_RESUME;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
@@ -433,6 +648,7 @@ tsr_rc http_start(struct broker *b, struct http_server **out)
 	if (!s)
 		return TSR_INTERNAL;
 	s->b = b;
+	pthread_mutex_init(&s->async_mu, NULL);
 	const struct route *rt;
 	for (int i = 0; (rt = route_at(i)) != NULL; i++)
 		metrics_set_route_name(i, rt->path);
@@ -473,8 +689,31 @@ void http_stop(struct http_server *s, int timeout_s)
 		}
 		nanosleep(&(struct timespec){ .tv_nsec = 20000000L }, NULL);
 	}
-	/* 3. close every connection and join the workers */
+	/*
+	 * 3. deferred requests still waiting or streaming are cut: a suspended
+	 * connection must be resumed before MHD_stop_daemon(), so mark each
+	 * aborted, resume it, and give the workers a moment to close them
+	 */
+	pthread_mutex_lock(&s->async_mu);
+	int n_async = 0;
+	for (struct http_async *a = s->async_head; a; a = a->next, n_async++) {
+		pthread_mutex_lock(&a->mu);
+		a->abort = true;
+		wake_locked(a->r);
+		pthread_mutex_unlock(&a->mu);
+	}
+	pthread_mutex_unlock(&s->async_mu);
+	for (int i = 0; n_async && i < 100; i++) {
+		pthread_mutex_lock(&s->async_mu);
+		bool left = s->async_head != NULL;
+		pthread_mutex_unlock(&s->async_mu);
+		if (!left)
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 20000000L }, NULL);
+	}
+	/* 4. close every connection and join the workers */
 	for (int i = 0; i < s->n; i++)
 		MHD_stop_daemon(s->l[i].d);
+	pthread_mutex_destroy(&s->async_mu);
 	free(s);
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <jansson.h>
 #include <microhttpd.h>
 
@@ -22,6 +23,11 @@
 
 #define ROLE_PUBLIC 0u
 #define ROLE_ANY (1u << 31) /* any valid credential */
+/*
+ * With authn: the route answers a body over the limit itself (r->too_large),
+ * in its own error format, after its authenticator ran (the gateway's dialects).
+ */
+#define ROLE_OWN_LIMIT (1u << 30)
 
 struct http_req {
 	struct broker *b;
@@ -39,8 +45,15 @@ struct http_req {
 	/* response */
 	int status;
 	int retry_after;       /* seconds; > 0 adds a Retry-After header */
+	char hdr_name[4][32];  /* extra response headers, set with http_reply_header() */
+	char hdr_value[4][512];
+	int n_hdr;
 	const char *content_type;
 	struct buf out;
+	/* deferred and streamed replies (http_defer); private to http.c */
+	struct http_async *async;
+	struct http_server *srv;
+	bool dispatched;
 };
 
 typedef tsr_rc (*route_fn)(struct http_req *r);
@@ -94,6 +107,42 @@ void http_stop(struct http_server *s, int timeout_s);
 tsr_rc http_reply_json(struct http_req *r, int status, json_t *j) TSR_WUR;
 /* Error envelope {"error":{"status","code","message"}}. */
 tsr_rc http_reply_error(struct http_req *r, tsr_rc rc, const char *fmt, ...) TSR_PRINTF(3, 4) TSR_WUR;
+/* Add a response header (ETag, Location, WWW-Authenticate; at most 4). TSR_TOO_LARGE when full or too long. */
+tsr_rc http_reply_header(struct http_req *r, const char *name, const char *value) TSR_WUR;
+
+/*
+ * Deferred replies, for handlers that wait on another thread (the gateway's
+ * upstream call) without blocking an HTTP worker. The handler calls
+ * http_defer() and returns TSR_OK without replying; the connection is then
+ * suspended. Later, from any thread, exactly one of:
+ *   - set the reply (http_reply_json/http_reply_error/r->out) and call http_resume(r);
+ *   - call http_stream_start() to send a body produced piece by piece.
+ * on_close(arg, completed) is called exactly once, on an HTTP thread, when
+ * the request ends for any reason (completed false: the client went away,
+ * a write failed, or shutdown); r is freed right after it returns, so the
+ * owner must serialise its own calls on r with on_close (its own mutex) and
+ * never touch r afterwards. While the connection is suspended the client's
+ * disconnect is not noticed here: http_client_fd() lets the owner watch it.
+ */
+typedef void (*http_close_fn)(void *arg, bool completed);
+tsr_rc http_defer(struct http_req *r, http_close_fn on_close, void *arg) TSR_WUR;
+void http_resume(struct http_req *r);
+/*
+ * Streamed body. read(arg, buf, max) runs on an HTTP thread: it copies up to
+ * max bytes and returns how many; 0 when nothing is available yet (the
+ * connection sleeps until http_stream_wake(): this is the backpressure in
+ * both directions), HTTP_STREAM_END at the end, HTTP_STREAM_ERROR to cut the
+ * connection (the client sees an incomplete response). It must not block and
+ * must not call back into http_*.
+ */
+#define HTTP_STREAM_END ((ssize_t)-1)
+#define HTTP_STREAM_ERROR ((ssize_t)-2)
+typedef ssize_t (*http_stream_read_fn)(void *arg, char *buf, size_t max);
+void http_stream_start(struct http_req *r, int status, const char *content_type, http_stream_read_fn read, void *arg);
+/* New data (or the end) is available for read(): wake the connection. */
+void http_stream_wake(struct http_req *r);
+/* The client connection's socket (to watch for a hang-up while suspended), -1 if unknown. */
+int http_client_fd(const struct http_req *r);
 
 /* Print "METHOD PATH ROLE" per route (for --list-routes and tests). */
 void http_list_routes(FILE *f);

@@ -21,11 +21,18 @@
 #include <openssl/crypto.h>
 
 #include "broker.h"
+#include "admin_sync.h"
 #include "devpg.h"
 #include "http.h"
 #include "jobs.h"
+#include "hooks_github.h"
+#include "scim.h"
 #include "tokencache.h"
 #include "auditlog.h"
+#include "admin_audit.h"
+#include "sealer.h"
+#include "gateway.h"
+#include "../lib/masterkey.h"
 #include "../db/credential.h"
 #include "../db/migrate.h"
 #include "../lib/config.h"
@@ -163,6 +170,11 @@ static tsr_rc job_partitions(struct broker *b, const char *arg)
 /* Background jobs of every module (jobs.h): a module adds its line here. */
 static const struct job_def job_defs[] = {
 	{ "audit.partitions", daily, job_partitions },
+	{ "audit.seal", sealer_interval, sealer_job },
+	{ "audit.retention", retention_interval, retention_job },
+	{ "sync.ldap", ldap_sync_interval, ldap_sync_job },
+	{ "sync.github", github_sync_interval, github_sync_job },
+	{ "sync.github.queue", github_queue_interval, github_queue_job },
 };
 
 enum { OPT_DEV = 256, OPT_STATE, OPT_LISTEN, OPT_CHECK, OPT_DUMP, OPT_ROUTES, OPT_VERSION };
@@ -245,6 +257,8 @@ int main(int argc, char **argv)
 	struct jobs *jobs = NULL;
 	struct tokencache *tokens = NULL;
 	struct auditlog *audit = NULL;
+	struct gateway *gateway = NULL;
+	struct masterkey *mk = NULL;
 	char *conninfo = NULL;
 	char master[PATH_MAX];
 	struct broker b = { .cfg = cfg, .started_at = time(NULL) };
@@ -311,12 +325,30 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tesserad: cannot create the bootstrap token\n");
 		goto out;
 	}
+	if (scim_import_token_file(&b) != TSR_OK) {
+		fprintf(stderr, "tesserad: cannot import the SCIM token from [scim] token_file (see the log)\n");
+		goto out;
+	}
 	if (auditlog_start(&b, &audit) != TSR_OK)
 		goto out;
 	b.audit = audit;
 	if (tokencache_start(&b, &tokens) != TSR_OK)
 		goto out;
 	b.tokens = tokens;
+	/* the master key: [server] master_key_file, --dev's generated one, or TESSERA_MASTER_KEY */
+	{
+		const char *mkf = cfg->server.master_key_file ? cfg->server.master_key_file : dev ? master : NULL;
+		const char *env = getenv("TESSERA_MASTER_KEY");
+		char mkerr[256];
+		if ((mkf || (env && *env)) && masterkey_load(mkf, &mk, mkerr, sizeof(mkerr)) != TSR_OK) {
+			fprintf(stderr, "tesserad: cannot load the master key: %s\n", mkerr);
+			goto out;
+		}
+	}
+	b.masterkey = mk;
+	if (gateway_start(&b, mk, &gateway) != TSR_OK)
+		goto out;
+	b.gateway = gateway;
 	if (jobs_start(&b, job_defs, (int)(sizeof(job_defs) / sizeof(job_defs[0])), &jobs) != TSR_OK)
 		goto out;
 	b.jobs = jobs;
@@ -346,7 +378,10 @@ int main(int argc, char **argv)
 	status = 0;
 out:
 	http_stop(http, (int)cfg->server.shutdown_timeout);
+	admin_audit_stop(); /* exports and verifications still running hold pooled connections */
+	gateway_stop(gateway);
 	jobs_stop(jobs);
+	masterkey_free(mk); /* after the jobs: the sealer signs with it */
 	tokencache_stop(tokens);
 	auditlog_stop(audit);
 	db_pool_free(pool);

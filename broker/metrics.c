@@ -14,6 +14,7 @@
 #include "../db/db.h"
 #include "tokencache.h"
 #include "auditlog.h"
+#include "gateway.h"
 
 #define NSTATUS 500
 static const uint64_t bucket_us[] = { 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
@@ -126,6 +127,8 @@ tsr_rc metrics_render(struct broker *b, struct buf *out)
 	int used = db_pool_in_use(b->pool);
 	P("tessera_db_pool_connections{state=\"in_use\"} %d\n", used);
 	P("tessera_db_pool_connections{state=\"size\"} %d\n", db_pool_size(b->pool));
+	if ((rc = gateway_metrics_render(b, out)) != TSR_OK)
+		return rc;
 #undef P
 	return rc;
 }

@@ -11,10 +11,20 @@
 #include <string.h>
 
 #include "http.h"
+#include "admin_sync.h"
 #include "metrics.h"
 #include "auth_api.h"
 #include "admin_users.h"
 #include "hooks_hr.h"
+#include "hooks_github.h"
+#include "admin_report_access.h"
+#include "admin_audit.h"
+#include "admin_reports.h"
+#include "sealer.h"
+#include "scim.h"
+#include "gateway.h"
+#include "admin_upstreams.h"
+#include "auditlog.h"
 #include "../db/migrate.h"
 #include "../lib/log.h"
 
@@ -29,6 +39,8 @@ static tsr_rc h_readyz(struct http_req *r)
 	char err[512] = "";
 	if (atomic_load(&r->b->shutting_down)) {
 		reason = "shutting down";
+	} else if (r->b->audit && !auditlog_ready(r->b->audit, err, sizeof(err))) {
+		reason = err; /* the gateway refuses requests (fail closed) */
 	} else {
 		struct db_conn *c;
 		if (db_acquire(r->b->pool, 1000, &c) != TSR_OK) {
@@ -83,8 +95,18 @@ static ROUTE_TABLE(core_routes, core);
  */
 const struct route_table *const route_tables[] = {
 	&core_routes,
+	&admin_sync_routes,
 	&auth_routes,
 	&admin_users_routes,
 	&hooks_hr_routes,
+	&hooks_github_routes,
+	&admin_report_access_routes,
+	&admin_audit_routes,
+	&admin_reports_routes,
+	&sealer_routes,
+	&scim_routes,
+	&admin_scim_routes,
+	&gateway_routes,
+	&admin_upstreams_routes,
 	NULL,
 };

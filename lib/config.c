@@ -114,12 +114,16 @@ static const struct cfg_key keys[] = {
 	{ "ldap", "timeout", T_DURATION, "10s", C(ldap.timeout), true, false, 1, 600, NULL, "network timeout per LDAP operation" },
 	{ "ldap", "page_size", T_INT, "500", C(ldap.page_size), true, false, 1, 100000, NULL,
 	  "entries per page of a paged search (RFC 2696)" },
+	{ "ldap", "member_of", T_BOOL, "false", C(ldap.member_of), false, false, 0, 0, NULL,
+	  "also read memberships from users' memberOf (Active Directory, the memberof overlay)" },
 
 	{ "scim", "enabled", T_BOOL, "false", C(scim.enabled), false, false, 0, 0, NULL, "serve /scim/v2" },
 	{ "scim", "token_file", T_PATH, NULL, C(scim.token_file), false, false, 0, 0, NULL,
 	  "file with an initial SCIM bearer token (else: tessera rotate scim-token)" },
 	{ "scim", "token_overlap", T_DURATION, "24h", C(scim.token_overlap), true, false, 0, 30 * DAY, NULL,
 	  "how long a rotated-out SCIM token still works" },
+	{ "scim", "profile_source", T_ENUM, "scim", C(scim.profile_source), false, false, 0, 0, "scim|ldap",
+	  "whose userName/displayName/name win for a person known to both SCIM and LDAP" },
 
 	{ "github", "api_url", T_STR, "https://api.github.com", C(github.api_url), false, false, 0, 0, NULL,
 	  "REST API base (GitHub Enterprise Server: https://HOST/api/v3)" },
@@ -158,6 +162,19 @@ static const struct cfg_key keys[] = {
 	  "regions upstreams may be in (empty: any)" },
 	{ "policy", "scanner_action", T_LIST, NULL, C(policy.scanner_action), true, false, 0, 0, NULL,
 	  "rule:block|redact|log pairs overriding the defaults" },
+	{ "policy", "patterns", T_LIST, NULL, C(policy.patterns), false, false, 0, 0, NULL,
+	  "extra scanner rules as name:TEMPLATE (# digit, @ letter, * either), e.g. mrn:MRN-#######" },
+
+	{ "gateway", "max_body", T_INT, "10485760", C(gateway.max_body), false, false, 1024, 10485760, NULL,
+	  "largest request body the gateway accepts, in bytes (413 above)" },
+	{ "gateway", "connect_timeout", T_DURATION, "10s", C(gateway.connect_timeout), false, false, 1, 300, NULL,
+	  "how long to wait for a connection to an upstream (502 after)" },
+	{ "gateway", "read_timeout", T_DURATION, "120s", C(gateway.read_timeout), false, false, 1, 3600, NULL,
+	  "longest silence from an upstream before the request fails (504)" },
+	{ "gateway", "rate_limit", T_INT, "0", C(gateway.rate_limit), false, false, 0, 1000000, NULL,
+	  "requests per minute per user on each replica (0: no limit; 429 with Retry-After above)" },
+	{ "gateway", "daily_token_budget", T_INT, "0", C(gateway.daily_token_budget), false, false, 0, 1000000000000LL,
+	  NULL, "tokens per user per UTC day, shared by all replicas (0: no budget; 429 when spent)" },
 
 	{ "hr", "webhook_secret_file", T_PATH, NULL, C(hr.webhook_secret_file), false, false, 0, 0, NULL,
 	  "shared secret of the HR offboarding webhook (POST /hooks/hr); absent: the hook is off" },
@@ -172,7 +189,8 @@ static const struct cfg_key keys[] = {
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *sections[] = { "server", "database", "tokens", "roles", "ldap", "scim", "github", "policy", "audit", "hr" };
+static const char *sections[] = { "server", "database", "tokens", "roles", "ldap", "scim", "github", "policy", "audit", "hr",
+				  "gateway" };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 /* ---------- value parsing ---------- */

@@ -65,6 +65,7 @@ struct config {
 		char *user_base, *user_filter, *group_base, *group_filter;
 		char *login_attr, *id_attr, *mail_attr, *name_attr, *repo_login_attr, *disabled_filter;
 		bool starttls;
+		bool member_of;
 		int64_t sync_interval, timeout, page_size;
 		double max_deactivate_ratio;
 	} ldap;
@@ -72,6 +73,7 @@ struct config {
 		bool enabled;
 		char *token_file;
 		int64_t token_overlap;
+		char *profile_source;   /* scim | ldap: whose name attributes win for people in both */
 	} scim;
 	struct {
 		char *api_url, *token_file, *app_id, *app_key_file, *webhook_secret_file;
@@ -82,7 +84,14 @@ struct config {
 	size_t n_upstreams;
 	struct {
 		struct strlist classified_upstreams, allowed_regions, scanner_action;
+		struct strlist patterns;   /* name:TEMPLATE scanner rules (MRN, claim ids) */
 	} policy;
+	struct {
+		int64_t max_body;          /* bytes */
+		int64_t connect_timeout, read_timeout; /* seconds */
+		int64_t rate_limit;        /* requests per minute per user and replica; 0 = off */
+		int64_t daily_token_budget; /* tokens per user per UTC day; 0 = off */
+	} gateway;
 	struct {
 		char *spool_dir;
 		int64_t seal_interval, retention;

@@ -1,12 +1,26 @@
 # shellcheck shell=bash
 # tests/lib/slapd.sh — a throwaway OpenLDAP slapd for tessera's tests (one per script).
 #
-#   slapd_start [SIZELIMIT]  writes an old-style slapd.conf (-f) in a temp dir: core, cosine,
+#   slapd_start [SIZELIMIT [FEATURE...]]
+#                            writes an old-style slapd.conf (-f) in a temp dir: core, cosine,
 #                            inetorgperson and nis schemas, one mdb database for dc=example,dc=com
 #                            with a generated rootpw, global `sizelimit SIZELIMIT` (default 500;
 #                            note the rootdn is exempt from limits), anonymous read access;
 #                            starts /usr/sbin/slapd on ldap://127.0.0.1:PORT/ only, waits for it,
-#                            adds dc=example,dc=com, ou=people and ou=groups. Exports
+#                            adds dc=example,dc=com, ou=people and ou=groups. FEATUREs (optional):
+#                              paged     paged searches (RFC 2696) may return more than SIZELIMIT
+#                                        entries in total (size.prtotal=unlimited), as Active
+#                                        Directory and most operators allow; plain searches stay
+#                                        limited
+#                              memberof  the memberof overlay: users get memberOf from groupOfNames
+#                              ppolicy   the ppolicy overlay with a default policy (pwdLockout):
+#                                        pwdAccountLockedTime locks an account (its binds fail)
+#                              tls       a throwaway CA and a server certificate for 127.0.0.1;
+#                                        StartTLS on the ldap:// port and ldaps:// on a second one
+#                                        (exports TEST_LDAPS_URI and TEST_LDAP_CA_FILE)
+#                            $TESSERA_SLAPD_EXTRA_CONF, when set, is appended to the database section
+#                            (e.g. access rules a test needs).
+#                            Exports
 #                              TEST_LDAP_URI        ldap://127.0.0.1:PORT
 #                              TEST_LDAP_BASE       dc=example,dc=com
 #                              TEST_LDAP_PEOPLE     ou=people,dc=example,dc=com
@@ -15,6 +29,8 @@
 #                              TEST_LDAP_BIND_PW    the generated root password
 #                              TEST_SLAPD_DIR       temp dir (slapd.conf, db/, slapd.log, slapd.pid)
 #                              TEST_SLAPD_PID       slapd's pid
+#                              TEST_LDAPS_URI       ldaps://127.0.0.1:PORT2 (feature tls)
+#                              TEST_LDAP_CA_FILE    the CA that signed slapd's certificate (tls)
 #                            The stop is registered with on_exit. If slapd is missing or does not
 #                            start: prints "Bail out! ..." and EXITS the script with status 1.
 #   slapd_stop               SIGTERM by pid file, waits until gone, removes the dir. Idempotent.
@@ -46,9 +62,20 @@ _slapd_fail() {
 }
 
 slapd_start() {
-	local sizelimit=${1:-500} dir port pw pid _try i t schema
+	local sizelimit=${1:-500} dir port sport pw pid _try i t schema f urls
+	local paged=0 memberof=0 ppolicy=0 tls=0 limitline modules overlays tlsconf
 	[[ -z ${TEST_SLAPD_PID:-} ]] || die "slapd_start: slapd already running (one per script)"
 	[[ $sizelimit =~ ^([0-9]+|unlimited)$ ]] || die "slapd_start: bad sizelimit '$sizelimit'"
+	shift $(($# > 0 ? 1 : 0))
+	for f in "$@"; do
+		case $f in
+		paged) paged=1 ;;
+		memberof) memberof=1 ;;
+		ppolicy) ppolicy=1 ;;
+		tls) tls=1 ;;
+		*) die "slapd_start: unknown feature '$f' (paged, memberof, ppolicy, tls)" ;;
+		esac
+	done
 	[[ -x $TESSERA_SLAPD ]] ||
 		die "slapd_start: $TESSERA_SLAPD not found; install the Debian packages 'slapd ldap-utils'"
 	for t in ldapsearch ldapadd ldapmodify; do
@@ -66,6 +93,36 @@ slapd_start() {
 	TEST_SLAPD_DIR=$dir
 	on_exit slapd_stop
 
+	limitline="sizelimit $sizelimit"
+	if ((paged)) && [[ $sizelimit != unlimited ]]; then
+		limitline="sizelimit size.soft=$sizelimit size.hard=$sizelimit size.prtotal=unlimited"
+	fi
+	modules='' overlays='' tlsconf=''
+	if ((memberof)); then
+		modules+=$'moduleload memberof\n'
+		overlays+=$'overlay memberof\nmemberof-refint TRUE\n'
+	fi
+	if ((ppolicy)); then
+		modules+=$'moduleload ppolicy\n'
+		overlays+=$'overlay ppolicy\nppolicy_default "cn=default,ou=policies,dc=example,dc=com"\n'
+	fi
+	if ((tls)); then
+		command -v openssl >/dev/null || die "slapd_start: openssl not found (Debian package openssl)"
+		mkdir "$dir/tls"
+		(
+			cd "$dir/tls" &&
+				openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+					-subj "/CN=tessera test CA" &&
+				openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1" &&
+				printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext &&
+				openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+					-days 2 -extfile ext
+		) >"$dir/tls/openssl.log" 2>&1 || _slapd_fail "$dir" "cannot create the test certificates"
+		tlsconf="TLSCACertificateFile $dir/tls/ca.pem
+TLSCertificateFile $dir/tls/server.pem
+TLSCertificateKeyFile $dir/tls/server.key"
+	fi
+
 	cat >"$dir/slapd.conf" <<-CONF
 		# generated by tests/lib/slapd.sh
 		include /etc/ldap/schema/core.schema
@@ -77,7 +134,9 @@ slapd_start() {
 		argsfile $dir/slapd.args
 		modulepath /usr/lib/ldap
 		moduleload back_mdb
-		sizelimit $sizelimit
+		$modules
+		$limitline
+		$tlsconf
 
 		database mdb
 		maxsize 1073741824
@@ -85,15 +144,24 @@ slapd_start() {
 		rootdn "cn=admin,dc=example,dc=com"
 		rootpw $pw
 		directory $dir/db
+		# a throwaway database: no fsync per write (5,000 adds take 1 s instead of 30)
+		dbnosync
 		index objectClass eq
+		$overlays
+		${TESSERA_SLAPD_EXTRA_CONF:-}
 	CONF
 	chmod 0600 "$dir/slapd.conf"
 
 	pid=
 	for _try in 1 2 3; do
 		port=$(free_port) || die "slapd_start: no free port"
+		urls="ldap://127.0.0.1:$port/"
+		if ((tls)); then
+			sport=$(free_port) || die "slapd_start: no free port"
+			urls+=" ldaps://127.0.0.1:$sport/"
+		fi
 		# -d keeps slapd in the foreground (our child, logging to slapd.log); 256 = stats.
-		"$TESSERA_SLAPD" -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/" -d 256 \
+		"$TESSERA_SLAPD" -f "$dir/slapd.conf" -h "$urls" -d 256 \
 			</dev/null >>"$dir/slapd.log" 2>&1 &
 		pid=$!
 		TEST_SLAPD_PID=$pid
@@ -123,6 +191,9 @@ slapd_start() {
 	export TEST_LDAP_GROUPS="ou=groups,dc=example,dc=com"
 	export TEST_LDAP_BIND_DN="cn=admin,dc=example,dc=com"
 	export TEST_LDAP_BIND_PW=$pw
+	if ((tls)); then
+		export TEST_LDAPS_URI="ldaps://127.0.0.1:$sport" TEST_LDAP_CA_FILE=$dir/tls/ca.pem
+	fi
 
 	# shellcheck disable=SC2119
 	ldap_add >>"$dir/slapd.log" 2>&1 <<-LDIF || _slapd_fail "$dir" "cannot add the base entries"
@@ -141,6 +212,20 @@ slapd_start() {
 		objectClass: organizationalUnit
 		ou: groups
 	LDIF
+	if ((ppolicy)); then
+		ldap_add >>"$dir/slapd.log" 2>&1 <<-LDIF || _slapd_fail "$dir" "cannot add the password policy"
+			dn: ou=policies,dc=example,dc=com
+			objectClass: organizationalUnit
+			ou: policies
+
+			dn: cn=default,ou=policies,dc=example,dc=com
+			objectClass: organizationalRole
+			objectClass: pwdPolicy
+			cn: default
+			pwdAttribute: userPassword
+			pwdLockout: TRUE
+		LDIF
+	fi
 }
 
 slapd_stop() {
@@ -166,7 +251,7 @@ slapd_stop() {
 	fi
 	rm -rf "$dir"
 	unset TEST_SLAPD_DIR TEST_SLAPD_PID TEST_LDAP_URI TEST_LDAP_BASE TEST_LDAP_PEOPLE \
-		TEST_LDAP_GROUPS TEST_LDAP_BIND_DN TEST_LDAP_BIND_PW
+		TEST_LDAP_GROUPS TEST_LDAP_BIND_DN TEST_LDAP_BIND_PW TEST_LDAPS_URI TEST_LDAP_CA_FILE
 	return 0
 }
 

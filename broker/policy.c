@@ -1,0 +1,442 @@
+/*
+ * policy.c — see policy.h.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "policy.h"
+#include "../db/policy.h"
+#include "../lib/log.h"
+
+#define CLASS_TTL_NS (5LL * 1000000000LL)
+#define CLASS_SLOTS 4096
+#define RATE_MAX_USERS 100000
+#define RATE_BUCKETS 8192
+
+struct class_rule {
+	char cls[64];
+	bool baa, on_prem, any;
+	struct strlist names; /* upstream names allowed by name (borrowed from nothing: owned) */
+	char text[256];       /* as configured, for messages */
+};
+
+struct action_entry {
+	int rule;         /* scanner rule, or -1 for a group */
+	int group;        /* enum scan_group when rule < 0 */
+	char cls[64];     /* "" = any repository */
+	enum scan_action act;
+};
+
+struct class_slot {
+	int64_t repo_id;
+	int64_t fetched_ns;
+	char classes[256];
+};
+
+struct rate_entry {
+	struct rate_entry *next;
+	int64_t user_id;
+	double tokens;
+	int64_t last_ns;
+};
+
+struct policy {
+	struct broker *b;
+	const struct scanner *s;
+	struct class_rule *rules;
+	int n_rules;
+	struct action_entry *acts;
+	int n_acts;
+	pthread_mutex_t class_mu;
+	struct class_slot *slots;
+	pthread_mutex_t rate_mu;
+	struct rate_entry *buckets[RATE_BUCKETS];
+	int n_rate;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+const char *policy_action_name(enum scan_action a)
+{
+	switch (a) {
+	case ACT_BLOCK: return "block";
+	case ACT_REDACT: return "redact";
+	case ACT_LOG: return "log";
+	default: return "off";
+	}
+}
+
+static bool parse_action(const char *s, enum scan_action *out)
+{
+	static const char *names[] = { "off", "log", "redact", "block" };
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum scan_action)i;
+			return true;
+		}
+	return false;
+}
+
+/* Is cls one of the comma-separated classes? */
+static bool has_class(const char *classes, const char *cls)
+{
+	size_t n = strlen(cls);
+	const char *p = classes;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		if (len == n && strncmp(p, cls, n) == 0)
+			return true;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+tsr_rc policy_new(struct broker *b, const struct scanner *s, struct policy **out, char *err, size_t errlen)
+{
+	const struct config *cfg = b->cfg;
+	struct policy *p = calloc(1, sizeof(*p));
+	if (!p)
+		return TSR_INTERNAL;
+	p->b = b;
+	p->s = s;
+	pthread_mutex_init(&p->class_mu, NULL);
+	pthread_mutex_init(&p->rate_mu, NULL);
+	p->slots = calloc(CLASS_SLOTS, sizeof(*p->slots));
+	p->rules = calloc(cfg->policy.classified_upstreams.n + 1, sizeof(*p->rules));
+	p->acts = calloc(cfg->policy.scanner_action.n + 1, sizeof(*p->acts));
+	if (!p->slots || !p->rules || !p->acts) {
+		policy_free(p);
+		return TSR_INTERNAL;
+	}
+	/* classification:attr|attr */
+	for (size_t i = 0; i < cfg->policy.classified_upstreams.n; i++) {
+		const char *e = cfg->policy.classified_upstreams.v[i];
+		const char *colon = strchr(e, ':');
+		struct class_rule *r = &p->rules[p->n_rules];
+		if (!colon || colon == e || (size_t)(colon - e) >= sizeof(r->cls) || !colon[1]) {
+			snprintf(err, errlen, "[policy] classified_upstreams: expected classification:attr|attr, got '%s'", e);
+			policy_free(p);
+			return TSR_INVALID;
+		}
+		memcpy(r->cls, e, (size_t)(colon - e));
+		snprintf(r->text, sizeof(r->text), "%s", colon + 1);
+		const char *a = colon + 1;
+		while (*a) {
+			size_t len = strcspn(a, "|");
+			char tok[64];
+			snprintf(tok, sizeof(tok), "%.*s", (int)len, a);
+			if (strcmp(tok, "baa") == 0)
+				r->baa = true;
+			else if (strcmp(tok, "on_prem") == 0)
+				r->on_prem = true;
+			else if (strcmp(tok, "any") == 0)
+				r->any = true;
+			else if (strcmp(tok, "none") != 0) {
+				char **v = realloc(r->names.v, (r->names.n + 1) * sizeof(*v));
+				if (!v || !(v[r->names.n] = strdup(tok))) {
+					free(v);
+					policy_free(p);
+					return TSR_INTERNAL;
+				}
+				r->names.v = v;
+				r->names.n++;
+			}
+			a += len;
+			if (*a == '|')
+				a++;
+		}
+		p->n_rules++;
+	}
+	/* RULE[@CLASS]:action */
+	for (size_t i = 0; i < cfg->policy.scanner_action.n; i++) {
+		const char *e = cfg->policy.scanner_action.v[i];
+		const char *colon = strrchr(e, ':');
+		struct action_entry *a = &p->acts[p->n_acts];
+		if (!colon || !parse_action(colon + 1, &a->act)) {
+			snprintf(err, errlen, "[policy] scanner_action: expected RULE[@CLASS]:block|redact|log|off, got '%s'", e);
+			policy_free(p);
+			return TSR_INVALID;
+		}
+		const char *at = memchr(e, '@', (size_t)(colon - e));
+		size_t nlen = (size_t)((at ? at : colon) - e);
+		if (at)
+			snprintf(a->cls, sizeof(a->cls), "%.*s", (int)(colon - at - 1), at + 1);
+		a->rule = scanner_rule_find(s, e, nlen);
+		if (a->rule < 0) {
+			if (nlen == 7 && strncmp(e, "secrets", 7) == 0)
+				a->group = SG_SECRET;
+			else if (nlen == 3 && strncmp(e, "phi", 3) == 0)
+				a->group = SG_PHI;
+			else if (nlen == 3 && strncmp(e, "pci", 3) == 0)
+				a->group = SG_PCI;
+			else {
+				snprintf(err, errlen, "[policy] scanner_action: unknown rule '%.*s' (see tessera.conf(5))",
+					 (int)nlen, e);
+				policy_free(p);
+				return TSR_INVALID;
+			}
+		}
+		p->n_acts++;
+	}
+	*out = p;
+	return TSR_OK;
+}
+
+void policy_free(struct policy *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; p->rules && i < p->n_rules; i++) {
+		for (size_t k = 0; k < p->rules[i].names.n; k++)
+			free(p->rules[i].names.v[k]);
+		free(p->rules[i].names.v);
+	}
+	for (int i = 0; i < RATE_BUCKETS; i++)
+		while (p->buckets[i]) {
+			struct rate_entry *e = p->buckets[i];
+			p->buckets[i] = e->next;
+			free(e);
+		}
+	free(p->rules);
+	free(p->acts);
+	free(p->slots);
+	pthread_mutex_destroy(&p->class_mu);
+	pthread_mutex_destroy(&p->rate_mu);
+	free(p);
+}
+
+/* ---------- classifications ---------- */
+
+static tsr_rc one_repo(struct policy *p, int64_t repo_id, char *out, size_t n)
+{
+	struct class_slot *sl = &p->slots[(uint64_t)repo_id % CLASS_SLOTS];
+	int64_t t = now_ns();
+	pthread_mutex_lock(&p->class_mu);
+	if (sl->repo_id == repo_id && t - sl->fetched_ns < CLASS_TTL_NS) {
+		snprintf(out, n, "%s", sl->classes);
+		pthread_mutex_unlock(&p->class_mu);
+		return TSR_OK;
+	}
+	pthread_mutex_unlock(&p->class_mu);
+	struct db_conn *c;
+	tsr_rc rc = db_acquire(p->b->pool, 1000, &c);
+	if (rc != TSR_OK)
+		return rc;
+	char classes[256];
+	rc = db_repo_classifications(c, repo_id, classes, sizeof(classes));
+	db_release(p->b->pool, c);
+	if (rc == TSR_NOT_FOUND) {
+		classes[0] = '\0';
+		rc = TSR_OK;
+	}
+	if (rc != TSR_OK)
+		return rc;
+	pthread_mutex_lock(&p->class_mu);
+	sl->repo_id = repo_id;
+	sl->fetched_ns = t;
+	snprintf(sl->classes, sizeof(sl->classes), "%s", classes);
+	pthread_mutex_unlock(&p->class_mu);
+	snprintf(out, n, "%s", classes);
+	return TSR_OK;
+}
+
+tsr_rc policy_repo_classes(struct policy *p, const int64_t *repo_ids, int n, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	size_t used = 0;
+	for (int i = 0; i < n; i++) {
+		char one[256];
+		tsr_rc rc = one_repo(p, repo_ids[i], one, sizeof(one));
+		if (rc != TSR_OK)
+			return rc;
+		const char *c = one;
+		while (*c) {
+			size_t len = strcspn(c, ",");
+			char tok[64];
+			snprintf(tok, sizeof(tok), "%.*s", (int)len, c);
+			if (*tok && !has_class(out, tok)) {
+				int w = snprintf(out + used, outlen - used, "%s%s", used ? "," : "", tok);
+				if (w > 0 && (size_t)w < outlen - used)
+					used += (size_t)w;
+			}
+			c += len;
+			if (*c == ',')
+				c++;
+		}
+	}
+	return TSR_OK;
+}
+
+tsr_rc policy_upstream_ok(const struct policy *p, const char *classes, const struct upstream *u, char *why,
+			  size_t whylen)
+{
+	const struct config *cfg = p->b->cfg;
+	for (int i = 0; i < p->n_rules; i++) {
+		const struct class_rule *r = &p->rules[i];
+		if (!has_class(classes, r->cls))
+			continue;
+		bool ok = r->any || (r->baa && u->cfg->baa) || (r->on_prem && u->cfg->on_prem);
+		for (size_t k = 0; !ok && k < r->names.n; k++)
+			ok = strcmp(r->names.v[k], u->name) == 0;
+		if (!ok) {
+			snprintf(why, whylen,
+				 "policy classified_upstreams: the repository is classified %s, which may only reach %s "
+				 "upstreams; upstream '%s' is not",
+				 r->cls, r->text, u->name);
+			return TSR_DENIED;
+		}
+	}
+	if (cfg->policy.allowed_regions.n) {
+		bool ok = false;
+		for (size_t k = 0; !ok && k < cfg->policy.allowed_regions.n; k++)
+			ok = u->cfg->region && strcmp(cfg->policy.allowed_regions.v[k], u->cfg->region) == 0;
+		if (!ok) {
+			snprintf(why, whylen, "policy allowed_regions: upstream '%s' is in region %s, not an allowed region",
+				 u->name, u->cfg->region ? u->cfg->region : "(unset)");
+			return TSR_DENIED;
+		}
+	}
+	return TSR_OK;
+}
+
+void policy_scan_actions(const struct policy *p, const char *classes, enum scan_action *act)
+{
+	int n = scanner_n_rules(p->s);
+	bool none = !*classes;
+	for (int r = 0; r < n; r++) {
+		enum scan_group g = scanner_rule_group(p->s, r);
+		enum scan_action def = g == SG_SECRET ? ACT_BLOCK
+				       : g == SG_PHI  ? (has_class(classes, "phi") ? ACT_BLOCK : ACT_LOG)
+						      : (has_class(classes, "pci") ? ACT_BLOCK : ACT_LOG);
+		/* specificity: 3 rule@class, 2 rule, 1 group@class, 0 group */
+		int best = -1;
+		enum scan_action chosen = def;
+		for (int i = 0; i < p->n_acts; i++) {
+			const struct action_entry *a = &p->acts[i];
+			bool rule_match = a->rule == r, group_match = a->rule < 0 && a->group == (int)g;
+			if (!rule_match && !group_match)
+				continue;
+			bool cls_match = !*a->cls || (strcmp(a->cls, "none") == 0 ? none : has_class(classes, a->cls));
+			if (!cls_match)
+				continue;
+			int spec = (rule_match ? 2 : 0) + (*a->cls ? 1 : 0);
+			if (spec > best || (spec == best && a->act > chosen)) {
+				best = spec;
+				chosen = a->act;
+			}
+		}
+		act[r] = chosen;
+	}
+	for (int r = n; r < SCAN_MAX_RULES; r++)
+		act[r] = ACT_OFF;
+}
+
+/* ---------- rate and budget ---------- */
+
+tsr_rc policy_rate(struct policy *p, int64_t user_id, int *retry_after)
+{
+	int64_t limit = p->b->cfg->gateway.rate_limit;
+	if (limit <= 0)
+		return TSR_OK;
+	double per_ns = (double)limit / 60e9;
+	int64_t t = now_ns();
+	unsigned k = (unsigned)((uint64_t)user_id * 0x9E3779B97F4A7C15ULL >> 51) % RATE_BUCKETS;
+	pthread_mutex_lock(&p->rate_mu);
+	struct rate_entry *e = p->buckets[k];
+	while (e && e->user_id != user_id)
+		e = e->next;
+	if (!e) {
+		if (p->n_rate >= RATE_MAX_USERS) {
+			/* rare: forget idle users wholesale (they had full buckets anyway after a minute) */
+			for (int i = 0; i < RATE_BUCKETS; i++)
+				while (p->buckets[i]) {
+					struct rate_entry *x = p->buckets[i];
+					p->buckets[i] = x->next;
+					free(x);
+				}
+			p->n_rate = 0;
+		}
+		e = calloc(1, sizeof(*e));
+		if (!e) {
+			pthread_mutex_unlock(&p->rate_mu);
+			return TSR_OK; /* fail open on the rate limit only: budgets and audit still apply */
+		}
+		e->user_id = user_id;
+		e->tokens = (double)limit;
+		e->last_ns = t;
+		e->next = p->buckets[k];
+		p->buckets[k] = e;
+		p->n_rate++;
+	}
+	e->tokens += (double)(t - e->last_ns) * per_ns;
+	if (e->tokens > (double)limit)
+		e->tokens = (double)limit;
+	e->last_ns = t;
+	tsr_rc rc = TSR_OK;
+	if (e->tokens >= 1.0) {
+		e->tokens -= 1.0;
+	} else {
+		double wait_s = (1.0 - e->tokens) / (per_ns * 1e9);
+		*retry_after = (int)wait_s + 1;
+		rc = TSR_RATE_LIMITED;
+	}
+	pthread_mutex_unlock(&p->rate_mu);
+	return rc;
+}
+
+bool policy_has_budget(const struct policy *p)
+{
+	return p->b->cfg->gateway.daily_token_budget > 0;
+}
+
+tsr_rc policy_budget_reserve(struct policy *p, int64_t user_id, int64_t est, int *retry_after, char *why,
+			     size_t whylen)
+{
+	int64_t limit = p->b->cfg->gateway.daily_token_budget;
+	if (limit <= 0)
+		return TSR_OK;
+	struct db_conn *c;
+	tsr_rc rc = db_acquire(p->b->pool, 1000, &c);
+	if (rc != TSR_OK)
+		return rc;
+	bool granted = false;
+	int64_t spent = 0;
+	rc = db_usage_reserve(c, user_id, est, limit, &granted, &spent);
+	db_release(p->b->pool, c);
+	if (rc != TSR_OK)
+		return rc;
+	if (granted)
+		return TSR_OK;
+	time_t now = time(NULL);
+	*retry_after = (int)(86400 - now % 86400);
+	snprintf(why, whylen,
+		 "policy daily_token_budget: %lld of %lld tokens used or reserved today (UTC); this request needs "
+		 "about %lld more",
+		 (long long)spent, (long long)limit, (long long)est);
+	return TSR_RATE_LIMITED;
+}
+
+void policy_budget_settle(struct policy *p, int64_t user_id, int64_t reserved, int64_t used, int64_t bytes_out)
+{
+	if (p->b->cfg->gateway.daily_token_budget <= 0)
+		return;
+	struct db_conn *c;
+	tsr_rc rc = db_acquire(p->b->pool, 1000, &c);
+	if (rc == TSR_OK) {
+		rc = db_usage_settle(c, user_id, reserved, used, bytes_out);
+		db_release(p->b->pool, c);
+	}
+	if (rc != TSR_OK)
+		log_warn("usage_settle_failed", "user_id=%lld reserved=%lld used=%lld", (long long)user_id,
+			 (long long)reserved, (long long)used);
+}

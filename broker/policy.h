@@ -1,0 +1,68 @@
+/*
+ * policy.h — what the gateway allows: which upstreams a repository's
+ * classifications may reach, data residency, what each scanner rule does for
+ * a repository, per-user request rates and daily token budgets.
+ *
+ * Rules come from [policy] and [gateway] (tessera.conf(5)):
+ *   classified_upstreams  "phi:baa|on_prem,pci:baa|on_prem" (the default): a
+ *                         repository classified phi may only reach upstreams
+ *                         that are baa or on_prem; an entry may also name
+ *                         upstreams, "any" or "none";
+ *   allowed_regions       upstream regions data may go to (empty: any);
+ *   scanner_action        "RULE[@CLASS]:block|redact|log|off", where RULE is a
+ *                         scanner rule (us_ssn, jwt, mrn …) or a group (secrets,
+ *                         phi, pci) and CLASS a repository classification or
+ *                         "none" (unclassified). The most specific entry wins;
+ *                         among classifications of one repository the
+ *                         strictest. Defaults: secrets block everywhere, phi
+ *                         rules block in phi repositories and pci rules in pci
+ *                         repositories, and are logged elsewhere;
+ *   rate_limit            requests per minute per user (token bucket, per replica);
+ *   daily_token_budget    tokens per user per UTC day (usage_counters, all replicas).
+ * Repository classifications are read from Postgres and cached for 5 s.
+ * Thread-safe: compiled rules are immutable; the cache and the rate buckets
+ * have their own mutexes (leaf locks).
+ */
+#ifndef TSR_POLICY_H
+#define TSR_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "broker.h"
+#include "scanner.h"
+#include "upstream.h"
+
+enum scan_action { ACT_OFF, ACT_LOG, ACT_REDACT, ACT_BLOCK };
+
+struct policy;
+
+/* Compile the rules of b->cfg for scanner s. Errors (unknown rule, bad action) go to err. Caller frees with policy_free(). */
+tsr_rc policy_new(struct broker *b, const struct scanner *s, struct policy **out, char *err, size_t errlen) TSR_WUR;
+void policy_free(struct policy *p);
+
+/* Comma-separated classifications of the repositories in repo_ids (union). TSR_UNAVAILABLE without Postgres. */
+tsr_rc policy_repo_classes(struct policy *p, const int64_t *repo_ids, int n, char *out, size_t outlen) TSR_WUR;
+
+/* May data of a repository with classes reach u? TSR_DENIED with why naming the rule otherwise. */
+tsr_rc policy_upstream_ok(const struct policy *p, const char *classes, const struct upstream *u, char *why,
+			  size_t whylen) TSR_WUR;
+
+/* The action of every scanner rule for a repository with classes (act[rule], SCAN_MAX_RULES entries). */
+void policy_scan_actions(const struct policy *p, const char *classes, enum scan_action *act);
+const char *policy_action_name(enum scan_action a);
+
+/* Count a request of user_id against rate_limit; TSR_RATE_LIMITED with *retry_after (s) when over. */
+tsr_rc policy_rate(struct policy *p, int64_t user_id, int *retry_after) TSR_WUR;
+
+/*
+ * Reserve est tokens of user_id's daily budget (no-op without a budget).
+ * TSR_RATE_LIMITED with why and *retry_after (seconds to UTC midnight) when
+ * it is spent; TSR_UNAVAILABLE without Postgres.
+ */
+tsr_rc policy_budget_reserve(struct policy *p, int64_t user_id, int64_t est, int *retry_after, char *why,
+			     size_t whylen) TSR_WUR;
+/* Settle a reservation with what the upstream reported (best effort; logs failures). */
+void policy_budget_settle(struct policy *p, int64_t user_id, int64_t reserved, int64_t used, int64_t bytes_out);
+bool policy_has_budget(const struct policy *p);
+
+#endif

@@ -1,0 +1,379 @@
+/*
+ * upstream_client.c — see upstream_client.h.
+ *
+ * The engine thread owns the CURLM handle, the epoll set and every easy
+ * handle that was added. An epoll item's data is either a tagged file
+ * descriptor (bit 63 set: the wake-up eventfd or a libcurl socket, so an
+ * event for a socket libcurl closed meanwhile is harmless) or a pointer to
+ * a job whose client socket is watched (EPOLLRDHUP only: a hang-up, never
+ * data). Client events of a batch are handled before anything in that
+ * batch can finish (and free) a job.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "upstream_client.h"
+#include "../lib/log.h"
+
+#define TAG_FD (1ULL << 63)
+#define TAG_WAKE (1ULL << 62)
+enum cmd_kind { CMD_ADD, CMD_CANCEL, CMD_UNPAUSE };
+
+struct cmd {
+	struct cmd *next;
+	enum cmd_kind kind;
+	struct ujob *job;
+};
+
+struct uclient {
+	pthread_t thread;
+	CURLM *multi;
+	int epfd;
+	int wake_fd;
+	pthread_mutex_t mu;
+	struct cmd *head, *tail;
+	bool stop;
+	int64_t deadline_ns; /* libcurl's timer; -1 none */
+	struct ujob *jobs;   /* in the multi handle (engine thread) */
+	atomic_int active;
+};
+
+int64_t uclient_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void ujob_ref(struct ujob *job)
+{
+	atomic_fetch_add(&job->refs, 1);
+}
+
+void ujob_unref(struct ujob *job)
+{
+	if (atomic_fetch_sub(&job->refs, 1) == 1)
+		job->release(job);
+}
+
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct uclient *en = userp;
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(en->epfd, EPOLL_CTL_DEL, s, NULL);
+		return 0;
+	}
+	struct epoll_event ev = { 0 };
+	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+	ev.data.u64 = TAG_FD | (uint32_t)s;
+	if (epoll_ctl(en->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+		epoll_ctl(en->epfd, EPOLL_CTL_ADD, s, &ev);
+	return 0;
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	struct uclient *en = userp;
+	en->deadline_ns = timeout_ms < 0 ? -1 : uclient_now_ns() + (int64_t)timeout_ms * 1000000LL;
+	return 0;
+}
+
+void uclient_unwatch(struct uclient *en, struct ujob *job)
+{
+	if (job->watched) {
+		epoll_ctl(en->epfd, EPOLL_CTL_DEL, job->client_fd, NULL);
+		job->watched = false;
+	}
+}
+
+/* The transfer ended: out of the multi handle, tell the owner, drop the engine's reference. */
+static void finish(struct uclient *en, struct ujob *job, CURLcode code)
+{
+	if (job->finished)
+		return;
+	job->finished = true;
+	uclient_unwatch(en, job);
+	if (job->in_multi) {
+		curl_multi_remove_handle(en->multi, job->easy);
+		job->in_multi = false;
+		if (job->prev)
+			job->prev->next = job->next;
+		else
+			en->jobs = job->next;
+		if (job->next)
+			job->next->prev = job->prev;
+		atomic_fetch_sub(&en->active, 1);
+	}
+	job->done(job, code);
+	ujob_unref(job);
+}
+
+static void run_cmd(struct uclient *en, struct cmd *c)
+{
+	struct ujob *job = c->job;
+	switch (c->kind) {
+	case CMD_ADD:
+		if (curl_multi_add_handle(en->multi, job->easy) != CURLM_OK) {
+			finish(en, job, CURLE_FAILED_INIT);
+			break;
+		}
+		job->in_multi = true;
+		job->last_ns = uclient_now_ns();
+		job->prev = NULL;
+		job->next = en->jobs;
+		if (en->jobs)
+			en->jobs->prev = job;
+		en->jobs = job;
+		atomic_fetch_add(&en->active, 1);
+		if (job->client_fd >= 0) {
+			struct epoll_event ev = { .events = EPOLLRDHUP, .data.ptr = job };
+			job->watched = epoll_ctl(en->epfd, EPOLL_CTL_ADD, job->client_fd, &ev) == 0;
+		}
+		break;
+	case CMD_CANCEL:
+		finish(en, job, CURLE_ABORTED_BY_CALLBACK);
+		break;
+	case CMD_UNPAUSE:
+		if (job->in_multi && !job->finished) {
+			job->paused = false;
+			job->last_ns = uclient_now_ns();
+			curl_easy_pause(job->easy, CURLPAUSE_CONT);
+		}
+		break;
+	}
+	ujob_unref(job); /* the command's reference */
+}
+
+static void drain_done(struct uclient *en)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(en->multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		struct ujob *job = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&job);
+		CURLcode code = m->data.result;
+		if (job)
+			finish(en, job, code);
+	}
+}
+
+static void *run(void *arg)
+{
+	struct uclient *en = arg;
+	struct epoll_event evs[64];
+	int running = 0;
+	for (;;) {
+		pthread_mutex_lock(&en->mu);
+		bool stop = en->stop;
+		pthread_mutex_unlock(&en->mu);
+		if (stop)
+			break;
+		int timeout = en->jobs ? 250 : -1; /* read timeouts are swept 4 times a second */
+		if (en->deadline_ns >= 0) {
+			int64_t left = en->deadline_ns - uclient_now_ns();
+			int t = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+			if (timeout < 0 || t < timeout)
+				timeout = t;
+		}
+		int n = epoll_wait(en->epfd, evs, 64, timeout);
+		if (n < 0 && errno != EINTR) {
+			log_error("uclient_epoll_failed", "error=\"%s\"", strerror(errno));
+			break;
+		}
+		/*
+		 * Hang-ups first: a job finished later in this batch may be freed,
+		 * and its client event must not be looked at after that. Nothing
+		 * finishes until drain_done() below, except cancels (W_WAKE), which
+		 * come after this pass too.
+		 */
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 & TAG_FD)
+				continue;
+			struct ujob *job = evs[i].data.ptr;
+			uclient_unwatch(en, job);
+			if (!job->finished && job->hangup)
+				job->hangup(job);
+		}
+		bool woken = false;
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = evs[i].data.u64;
+			if (!(tag & TAG_FD))
+				continue;
+			if (tag & TAG_WAKE) {
+				woken = true;
+				continue;
+			}
+			int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+				    ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+				    ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+			curl_multi_socket_action(en->multi, (curl_socket_t)(tag & 0xffffffffu), flags, &running);
+		}
+		drain_done(en);
+		if (woken) {
+			uint64_t v;
+			if (read(en->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				log_warn("uclient_wake_read_failed", "error=\"%s\"", strerror(errno));
+			pthread_mutex_lock(&en->mu);
+			struct cmd *c = en->head;
+			en->head = en->tail = NULL;
+			pthread_mutex_unlock(&en->mu);
+			while (c) {
+				struct cmd *next = c->next;
+				run_cmd(en, c);
+				free(c);
+				c = next;
+			}
+		}
+		int64_t t_now = uclient_now_ns();
+		for (struct ujob *j = en->jobs, *next; j; j = next) {
+			next = j->next;
+			if (j->idle_ns > 0 && !j->paused && t_now - j->last_ns > j->idle_ns)
+				finish(en, j, CURLE_OPERATION_TIMEDOUT);
+		}
+		if (en->deadline_ns >= 0 && uclient_now_ns() >= en->deadline_ns) {
+			en->deadline_ns = -1;
+			curl_multi_socket_action(en->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		}
+		drain_done(en);
+	}
+	/* stopping: queued commands first (their references), then abort what runs */
+	pthread_mutex_lock(&en->mu);
+	struct cmd *c = en->head;
+	en->head = en->tail = NULL;
+	pthread_mutex_unlock(&en->mu);
+	while (c) {
+		struct cmd *next = c->next;
+		if (c->kind == CMD_ADD) {
+			finish(en, c->job, CURLE_ABORTED_BY_CALLBACK);
+			ujob_unref(c->job);
+		} else {
+			run_cmd(en, c);
+		}
+		free(c);
+		c = next;
+	}
+	while (en->jobs)
+		finish(en, en->jobs, CURLE_ABORTED_BY_CALLBACK);
+	return NULL;
+}
+
+tsr_rc uclient_start(struct uclient **out)
+{
+	struct uclient *en = calloc(1, sizeof(*en));
+	if (!en)
+		return TSR_INTERNAL;
+	en->epfd = epoll_create1(EPOLL_CLOEXEC);
+	en->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	en->multi = curl_multi_init();
+	en->deadline_ns = -1;
+	pthread_mutex_init(&en->mu, NULL);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_FD | TAG_WAKE };
+	if (en->epfd < 0 || en->wake_fd < 0 || !en->multi ||
+	    epoll_ctl(en->epfd, EPOLL_CTL_ADD, en->wake_fd, &ev) != 0)
+		goto fail;
+	curl_multi_setopt(en->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(en->multi, CURLMOPT_SOCKETDATA, en);
+	curl_multi_setopt(en->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(en->multi, CURLMOPT_TIMERDATA, en);
+	curl_multi_setopt(en->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+	curl_multi_setopt(en->multi, CURLMOPT_MAXCONNECTS, 1024L);
+	if (pthread_create(&en->thread, NULL, run, en) != 0)
+		goto fail;
+	*out = en;
+	return TSR_OK;
+fail:
+	if (en->multi)
+		curl_multi_cleanup(en->multi);
+	if (en->epfd >= 0)
+		close(en->epfd);
+	if (en->wake_fd >= 0)
+		close(en->wake_fd);
+	pthread_mutex_destroy(&en->mu);
+	free(en);
+	return TSR_INTERNAL;
+}
+
+static void wake(struct uclient *en)
+{
+	uint64_t one = 1;
+	if (write(en->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("uclient_wake_failed", "error=\"%s\"", strerror(errno));
+}
+
+void uclient_stop(struct uclient *en)
+{
+	if (!en)
+		return;
+	pthread_mutex_lock(&en->mu);
+	en->stop = true;
+	pthread_mutex_unlock(&en->mu);
+	wake(en);
+	pthread_join(en->thread, NULL);
+	curl_multi_cleanup(en->multi);
+	close(en->epfd);
+	close(en->wake_fd);
+	pthread_mutex_destroy(&en->mu);
+	free(en);
+}
+
+static tsr_rc push(struct uclient *en, enum cmd_kind kind, struct ujob *job)
+{
+	struct cmd *c = calloc(1, sizeof(*c));
+	if (!c)
+		return TSR_INTERNAL;
+	c->kind = kind;
+	c->job = job;
+	ujob_ref(job);
+	pthread_mutex_lock(&en->mu);
+	if (en->stop && kind == CMD_ADD) {
+		pthread_mutex_unlock(&en->mu);
+		free(c);
+		ujob_unref(job);
+		return TSR_UNAVAILABLE;
+	}
+	if (en->tail)
+		en->tail->next = c;
+	else
+		en->head = c;
+	en->tail = c;
+	pthread_mutex_unlock(&en->mu);
+	wake(en);
+	return TSR_OK;
+}
+
+tsr_rc uclient_add(struct uclient *en, struct ujob *job)
+{
+	job->finished = job->in_multi = job->watched = false;
+	curl_easy_setopt(job->easy, CURLOPT_PRIVATE, job);
+	ujob_ref(job); /* the transfer's reference, dropped after done() */
+	tsr_rc rc = push(en, CMD_ADD, job);
+	if (rc != TSR_OK)
+		ujob_unref(job);
+	return rc;
+}
+
+void uclient_cancel(struct uclient *en, struct ujob *job)
+{
+	if (push(en, CMD_CANCEL, job) != TSR_OK)
+		log_error("uclient_cancel_lost", "reason=\"out of memory\"");
+}
+
+void uclient_unpause(struct uclient *en, struct ujob *job)
+{
+	if (push(en, CMD_UNPAUSE, job) != TSR_OK)
+		log_error("uclient_unpause_lost", "reason=\"out of memory\"");
+}
+
+int uclient_active(struct uclient *en)
+{
+	return atomic_load(&en->active);
+}

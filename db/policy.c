@@ -1,0 +1,100 @@
+/*
+ * policy.c — see policy.h.
+ *
+ * The reservation is the statement the schema comment of usage_counters
+ * prescribes: the row is created (ON CONFLICT DO NOTHING) and then
+ * conditionally incremented, so two replicas racing for the last tokens of
+ * a budget cannot both win: the UPDATE's WHERE re-checks under the row lock.
+ * A settlement that arrives after midnight UTC settles against the day it
+ * was reserved on only approximately (today's row); budgets are daily
+ * guard rails, not invoices (reports use audit_events).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+
+static const struct db_stmt S_CLASSES = { "policy_repo_classes", 1,
+	"SELECT array_to_string(classifications, ',') FROM repositories WHERE id = $1" };
+static const struct db_stmt S_USAGE_ROW = { "policy_usage_row", 1,
+	"INSERT INTO usage_counters (user_id, day) VALUES ($1, (now() AT TIME ZONE 'UTC')::date) "
+	"ON CONFLICT DO NOTHING" };
+static const struct db_stmt S_RESERVE = { "policy_usage_reserve", 3,
+	"UPDATE usage_counters SET tokens_reserved = tokens_reserved + $2, requests = requests + 1, updated_at = now() "
+	" WHERE user_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date "
+	"   AND tokens_used + tokens_reserved + $2 <= $3 "
+	"RETURNING tokens_used + tokens_reserved" };
+static const struct db_stmt S_SPENT = { "policy_usage_spent", 1,
+	"SELECT tokens_used + tokens_reserved FROM usage_counters "
+	" WHERE user_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date" };
+static const struct db_stmt S_SETTLE = { "policy_usage_settle", 4,
+	"UPDATE usage_counters SET tokens_reserved = greatest(tokens_reserved - $2, 0), "
+	"  tokens_used = tokens_used + $3, bytes_out = bytes_out + $4, updated_at = now() "
+	" WHERE user_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date" };
+
+tsr_rc db_repo_classifications(struct db_conn *c, int64_t repo_id, char *out, size_t n)
+{
+	char id[24];
+	snprintf(id, sizeof(id), "%" PRId64, repo_id);
+	const char *p[] = { id };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_CLASSES, 1, p, &rc);
+	if (!r)
+		return rc;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return TSR_NOT_FOUND;
+	}
+	snprintf(out, n, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_usage_reserve(struct db_conn *c, int64_t user_id, int64_t tokens, int64_t limit, bool *granted,
+			int64_t *spent)
+{
+	char u[24], t[24], l[24];
+	snprintf(u, sizeof(u), "%" PRId64, user_id);
+	snprintf(t, sizeof(t), "%" PRId64, tokens);
+	snprintf(l, sizeof(l), "%" PRId64, limit);
+	const char *p[] = { u, t, l };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_USAGE_ROW, 1, p, &rc);
+	if (!r)
+		return rc;
+	PQclear(r);
+	r = db_exec(c, &S_RESERVE, 3, p, &rc);
+	if (!r)
+		return rc;
+	*granted = PQntuples(r) == 1;
+	if (*granted) {
+		*spent = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		PQclear(r);
+		return TSR_OK;
+	}
+	PQclear(r);
+	r = db_exec(c, &S_SPENT, 1, p, &rc);
+	if (!r)
+		return rc;
+	*spent = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_usage_settle(struct db_conn *c, int64_t user_id, int64_t reserved, int64_t used, int64_t bytes_out)
+{
+	char u[24], rs[24], us[24], b[24];
+	snprintf(u, sizeof(u), "%" PRId64, user_id);
+	snprintf(rs, sizeof(rs), "%" PRId64, reserved);
+	snprintf(us, sizeof(us), "%" PRId64, used);
+	snprintf(b, sizeof(b), "%" PRId64, bytes_out);
+	const char *p[] = { u, rs, us, b };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_SETTLE, 4, p, &rc);
+	if (!r)
+		return rc;
+	PQclear(r);
+	return TSR_OK;
+}

@@ -1,0 +1,66 @@
+/*
+ * upstream.h — LLM upstreams and their encrypted provider keys as stored in
+ * Postgres (tables upstreams and upstream_keys of migrations/0001).
+ *
+ * Config is the source of the upstream rows: at start tesserad upserts one
+ * row per [upstream.NAME] and marks rows no longer configured removed. Keys
+ * are stored only as AES-256-GCM envelopes (lib/masterkey.h); this module
+ * moves envelopes, never plaintext.
+ */
+#ifndef TSR_DB_UPSTREAM_H
+#define TSR_DB_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "db.h"
+#include "../lib/config.h"
+#include "../lib/masterkey.h"
+
+/* Upsert the row of u (un-removing it); *id receives its id. */
+tsr_rc db_upstream_sync(struct db_conn *c, const struct cfg_upstream *u, int64_t *id) TSR_WUR;
+/* Mark every upstream not in names[0..n) removed (keeps the row). *removed: how many changed. */
+tsr_rc db_upstream_mark_removed(struct db_conn *c, const char *const *names, size_t n, int *removed) TSR_WUR;
+/* Record a master key id (so key rows can reference it); harmless when present. */
+tsr_rc db_master_key_register(struct db_conn *c, const char *master_key_id) TSR_WUR;
+
+/* The active key of an upstream: its row id, version, fingerprint and envelope. */
+struct upstream_key {
+	int64_t id;
+	int version;
+	char fingerprint[33];
+	struct sealed sealed; /* caller frees with sealed_free() */
+};
+
+/* TSR_NOT_FOUND when the upstream has no active key. */
+tsr_rc db_upstream_active_key(struct db_conn *c, int64_t upstream_id, struct upstream_key *out) TSR_WUR;
+/*
+ * Store a new active key version from config: the envelope s sealed with
+ * AAD "upstream_key:NAME:VERSION" for the version returned in *version.
+ * The caller seals with the version it was told: call with *version = 0 to
+ * learn the next version, then again with it. TSR_CONFLICT if another
+ * replica activated a key meanwhile.
+ */
+tsr_rc db_upstream_key_next_version(struct db_conn *c, int64_t upstream_id, int *version) TSR_WUR;
+tsr_rc db_upstream_key_insert(struct db_conn *c, int64_t upstream_id, int version, const char *origin,
+			      const struct sealed *s, const char *fingerprint, int64_t *key_id) TSR_WUR;
+
+/* One upstream for `tessera upstream list|show`. */
+struct upstream_row {
+	int64_t id;
+	char name[64], kind[32], base_url[512], region[64], models[1024];
+	bool baa, on_prem, removed;
+	char rotation_period[40], grace_period[40];
+	char first_used_at[40], last_used_at[40], created_at[40];
+	int key_version;              /* active key, 0 if none */
+	char key_fingerprint[33], key_activated_at[40], key_origin[16];
+	int keys_total;
+};
+
+/* Every upstream (name order); caller frees *rows with free(). */
+tsr_rc db_upstream_list(struct db_conn *c, struct upstream_row **rows, int *n) TSR_WUR;
+/* One by name; TSR_NOT_FOUND if none. */
+tsr_rc db_upstream_get(struct db_conn *c, const char *name, struct upstream_row *out) TSR_WUR;
+/* Coarse last use (at most about once a minute per replica and upstream). */
+tsr_rc db_upstream_touch(struct db_conn *c, int64_t upstream_id) TSR_WUR;
+
+#endif

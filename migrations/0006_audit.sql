@@ -1,0 +1,11 @@
+-- 0006_audit.sql -- what the auditor's questions need from the audit log.
+--
+-- `report upstreams` (the subprocessor list: first and last use of each
+-- upstream), `report usage --by upstream` and `audit search --upstream`
+-- look records up by upstream name and time. Without an index each of
+-- those scans every gateway record ever written (the (action, at) index
+-- narrows to gateway.request, which is nearly all of them). Partial: only
+-- gateway records carry an upstream, so admin and sync events cost
+-- nothing, and the gateway pays one small btree insert per request.
+-- Declared on the parent, so every partition (and every future one) has it.
+CREATE INDEX audit_events_upstream_at_idx ON audit_events (upstream, at) WHERE upstream IS NOT NULL;
