@@ -219,25 +219,6 @@ static const struct db_stmt S_SESSION = { "cred_session_create", 6,
 	"        $5::inet, $6) "
 	"RETURNING id, " TS("expires_at") };
 
-static tsr_rc tx_begin(struct db_conn *c, bool *own)
-{
-	*own = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
-	return *own ? db_simple(c, "BEGIN") : TSR_OK;
-}
-
-static tsr_rc tx_end(struct db_conn *c, bool own, tsr_rc rc)
-{
-	if (!own)
-		return rc;
-	if (rc == TSR_OK)
-		return db_simple(c, "COMMIT");
-	if (PQstatus(c->pg) == CONNECTION_OK) {
-		tsr_rc ignored = db_simple(c, "ROLLBACK");
-		(void)ignored;
-	}
-	return rc;
-}
-
 static char *json_text(json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -255,7 +236,7 @@ tsr_rc db_session_create(struct db_conn *c, int64_t user_id, const char *user_na
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_s);
 	bool own;
 	char *detail = NULL;
-	tsr_rc rc = tx_begin(c, &own);
+	tsr_rc rc = db_tx_begin(c, &own);
 	if (rc != TSR_OK)
 		return rc;
 	const char *p[] = { hex, uid, auth_method, ttl, addr && *addr ? addr : NULL, user_agent };
@@ -280,7 +261,7 @@ tsr_rc db_session_create(struct db_conn *c, int64_t user_id, const char *user_na
 	rc = db_audit_append(c, &ev, 1);
 out:
 	free(detail);
-	return tx_end(c, own, rc);
+	return db_tx_end(c, own, rc);
 }
 
 /*
@@ -390,7 +371,7 @@ tsr_rc db_credential_revoke(struct db_conn *c, int64_t cred_id, int64_t owner_us
 	snprintf(id, sizeof(id), "%lld", (long long)cred_id);
 	snprintf(uid, sizeof(uid), "%lld", (long long)owner_user_id);
 	bool own;
-	tsr_rc rc = tx_begin(c, &own);
+	tsr_rc rc = db_tx_begin(c, &own);
 	if (rc != TSR_OK)
 		return rc;
 	const char *p[] = { id, uid, reason, actor };
@@ -404,7 +385,7 @@ tsr_rc db_credential_revoke(struct db_conn *c, int64_t cred_id, int64_t owner_us
 		rc = audit_revocations(c, r, actor, reason);
 	PQclear(r);
 out:
-	return tx_end(c, own, rc);
+	return db_tx_end(c, own, rc);
 }
 
 tsr_rc db_credential_revoke_user(struct db_conn *c, int64_t user_id, const char *actor, const char *reason,
@@ -413,7 +394,7 @@ tsr_rc db_credential_revoke_user(struct db_conn *c, int64_t user_id, const char 
 	char uid[24];
 	snprintf(uid, sizeof(uid), "%lld", (long long)user_id);
 	bool own;
-	tsr_rc rc = tx_begin(c, &own);
+	tsr_rc rc = db_tx_begin(c, &own);
 	if (rc != TSR_OK)
 		return rc;
 	const char *p[] = { uid, reason, actor };
@@ -424,7 +405,7 @@ tsr_rc db_credential_revoke_user(struct db_conn *c, int64_t user_id, const char 
 	rc = audit_revocations(c, r, actor, reason);
 	PQclear(r);
 out:
-	return tx_end(c, own, rc);
+	return db_tx_end(c, own, rc);
 }
 
 static const struct db_stmt S_LIST = { "cred_list", 2,

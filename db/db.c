@@ -351,3 +351,22 @@ char *db_text_array(const char *const *v, size_t n)
 	out[o] = '\0';
 	return out;
 }
+
+tsr_rc db_tx_begin(struct db_conn *c, bool *own)
+{
+	*own = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+	return *own ? db_simple(c, "BEGIN") : TSR_OK;
+}
+
+tsr_rc db_tx_end(struct db_conn *c, bool own, tsr_rc rc)
+{
+	if (!own)
+		return rc;
+	if (rc == TSR_OK)
+		return db_simple(c, "COMMIT");
+	if (PQstatus(c->pg) == CONNECTION_OK) {
+		tsr_rc ignored = db_simple(c, "ROLLBACK");
+		(void)ignored;
+	}
+	return rc;
+}

@@ -70,6 +70,15 @@ int db_pool_size(struct db_pool *p);
  */
 PGresult *db_exec(struct db_conn *c, const struct db_stmt *s, int n, const char *const *params, tsr_rc *rc) TSR_WUR;
 
+/*
+ * Join the caller's transaction or open one: *own says which, and
+ * db_tx_end() commits (rc OK) or rolls back only what db_tx_begin() opened,
+ * returning the final rc. Lets a db/ function run alone or inside a larger
+ * transaction (an LDAP sync run, a SCIM write) with the same code.
+ */
+tsr_rc db_tx_begin(struct db_conn *c, bool *own) TSR_WUR;
+tsr_rc db_tx_end(struct db_conn *c, bool own, tsr_rc rc) TSR_WUR;
+
 /* Prepare s on c now if it is not yet (for pipelined sends of PQsendQueryPrepared). */
 tsr_rc db_prepare(struct db_conn *c, const struct db_stmt *s) TSR_WUR;
 

@@ -43,25 +43,6 @@ static json_t *str_or_null(const PGresult *r, int row, int col)
 	return PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col));
 }
 
-static tsr_rc begin_if_idle(struct db_conn *c, bool *own)
-{
-	*own = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
-	return *own ? db_simple(c, "BEGIN") : TSR_OK;
-}
-
-static tsr_rc end_tx(struct db_conn *c, bool own, tsr_rc rc)
-{
-	if (!own)
-		return rc;
-	if (rc == TSR_OK)
-		return db_simple(c, "COMMIT");
-	if (PQstatus(c->pg) == CONNECTION_OK) {
-		tsr_rc ignored = db_simple(c, "ROLLBACK");
-		(void)ignored;
-	}
-	return rc;
-}
-
 tsr_rc db_offboard(struct db_conn *c, int64_t user_id, const char *trigger, const char *actor, const char *reason,
 		   struct offboard_result *out)
 {
@@ -73,7 +54,7 @@ tsr_rc db_offboard(struct db_conn *c, int64_t user_id, const char *trigger, cons
 	char *detail = NULL;
 	char user_name[520] = "";
 	bool own;
-	tsr_rc rc = begin_if_idle(c, &own);
+	tsr_rc rc = db_tx_begin(c, &own);
 	if (rc != TSR_OK)
 		return rc;
 
@@ -151,7 +132,7 @@ tsr_rc db_offboard(struct db_conn *c, int64_t user_id, const char *trigger, cons
 	/* delivered at COMMIT, to every replica */
 	rc = notify_send(c, NOTIFY_REVOKE_CHANNEL, payload);
 out:
-	rc = end_tx(c, own, rc);
+	rc = db_tx_end(c, own, rc);
 	if (rc == TSR_OK && out->changed)
 		log_info("user_offboarded", "user_id=%" PRId64 " trigger=%s credentials=%d roles=%d", user_id, trigger,
 			 out->credentials, out->roles);
@@ -167,7 +148,7 @@ tsr_rc db_reinstate(struct db_conn *c, int64_t user_id, const char *actor, const
 	*changed = false;
 	bool own;
 	char *detail = NULL;
-	tsr_rc rc = begin_if_idle(c, &own);
+	tsr_rc rc = db_tx_begin(c, &own);
 	if (rc != TSR_OK)
 		return rc;
 	const char *p[] = { uid };
@@ -204,5 +185,5 @@ tsr_rc db_reinstate(struct db_conn *c, int64_t user_id, const char *actor, const
 	rc = db_audit_append(c, &ev, 1);
 out:
 	free(detail);
-	return end_tx(c, own, rc);
+	return db_tx_end(c, own, rc);
 }
