@@ -30,6 +30,19 @@ static void models_text(json_t *u, char *out, size_t n)
 		snprintf(out, n, "(any)");
 }
 
+/* "40s", "12m", "5h", "31d": a key's age at a glance. */
+static void age_text(long long s, char *out, size_t n)
+{
+	if (s < 120)
+		snprintf(out, n, "%llds", s);
+	else if (s < 7200)
+		snprintf(out, n, "%lldm", s / 60);
+	else if (s < 2 * 86400)
+		snprintf(out, n, "%lldh", s / 3600);
+	else
+		snprintf(out, n, "%lldd", s / 86400);
+}
+
 static int cmd_upstream_list(struct client *c, int argc, char **argv)
 {
 	if (argc > 1) {
@@ -45,21 +58,37 @@ static int cmd_upstream_list(struct client *c, int argc, char **argv)
 	if (c->json) {
 		cli_print_json(reply);
 	} else {
-		printf("%-16s %-18s %-8s %-4s %-7s %-4s %s\n", "NAME", "KIND", "REGION", "BAA", "ON_PREM", "KEY", "MODELS");
+		printf("%-16s %-18s %-8s %-4s %-7s %-4s %-40s %-6s %-18s %s\n", "NAME", "KIND", "REGION", "BAA", "ON_PREM",
+		       "KEY", "MODELS", "AGE", "STATE", "NEXT_ROTATION");
 		size_t i;
 		json_t *u;
 		json_array_foreach (json_object_get(reply, "upstreams"), i, u) {
-			char models[512], key[16];
+			char models[512], key[16], age[16] = "-", state[32] = "-";
 			models_text(u, models, sizeof(models));
 			json_t *k = json_object_get(u, "active_key");
-			if (json_is_object(k))
+			long long retiring = (long long)json_integer_value(json_object_get(u, "keys_retiring"));
+			if (json_is_object(k)) {
 				snprintf(key, sizeof(key), "v%lld", (long long)json_integer_value(json_object_get(k, "version")));
-			else
+				age_text((long long)json_integer_value(json_object_get(k, "age_s")), age, sizeof(age));
+				if (retiring)
+					snprintf(state, sizeof(state), "active+%lld retiring", retiring);
+				else
+					snprintf(state, sizeof(state), "active");
+			} else {
 				snprintf(key, sizeof(key), "-");
-			printf("%-16s %-18s %-8s %-4s %-7s %-4s %s%s\n", s_or(u, "name", "?"), s_or(u, "kind", "?"),
-			       s_or(u, "region", "-"), json_is_true(json_object_get(u, "baa")) ? "yes" : "no",
-			       json_is_true(json_object_get(u, "on_prem")) ? "yes" : "no", key, models,
+			}
+			printf("%-16s %-18s %-8s %-4s %-7s %-4s %-40s %-6s %-18s %s%s\n", s_or(u, "name", "?"),
+			       s_or(u, "kind", "?"), s_or(u, "region", "-"),
+			       json_is_true(json_object_get(u, "baa")) ? "yes" : "no",
+			       json_is_true(json_object_get(u, "on_prem")) ? "yes" : "no", key, models, age, state,
+			       json_is_object(k) ? s_or(k, "next_rotation_at", "-") : "-",
 			       json_is_true(json_object_get(u, "removed")) ? " (removed from config)" : "");
+			if (json_is_object(k) && json_is_true(json_object_get(k, "rotation_due")) &&
+			    !json_is_true(json_object_get(u, "removed")))
+				fprintf(stderr,
+					"reminder: the key of upstream %s is %s old, older than its rotation period (%s): "
+					"tessera rotate upstream %s --key-file FILE\n",
+					s_or(u, "name", "?"), age, s_or(u, "rotation_period", "?"), s_or(u, "name", "?"));
 		}
 	}
 	json_decref(reply);

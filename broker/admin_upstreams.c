@@ -24,15 +24,18 @@ static json_t *row_json(const struct upstream_row *u)
 		if (*p == ',')
 			p++;
 	}
-	json_t *key = u->key_version ? json_pack("{s:i,s:s,s:o,s:o}", "version", u->key_version, "fingerprint",
-						 u->key_fingerprint, "activated_at", opt_s(u->key_activated_at),
-						 "origin", opt_s(u->key_origin))
+	json_t *key = u->key_version ? json_pack("{s:i,s:s,s:o,s:o,s:s,s:I,s:o,s:b}", "version", u->key_version,
+						 "fingerprint", u->key_fingerprint, "activated_at",
+						 opt_s(u->key_activated_at), "origin", opt_s(u->key_origin), "state",
+						 "active", "age_s", (json_int_t)u->key_age_s, "next_rotation_at",
+						 opt_s(u->next_rotation_at), "rotation_due", u->rotation_due)
 				     : json_null();
-	return json_pack("{s:s,s:s,s:s,s:o,s:b,s:b,s:o,s:b,s:s,s:s,s:o,s:o,s:o,s:i}", "name", u->name, "kind", u->kind,
+	return json_pack("{s:s,s:s,s:s,s:o,s:b,s:b,s:o,s:b,s:s,s:s,s:o,s:o,s:o,s:i,s:i}", "name", u->name, "kind", u->kind,
 			 "base_url", u->base_url, "region", opt_s(u->region), "baa", u->baa, "on_prem", u->on_prem,
 			 "models", models, "removed", u->removed, "rotation_period", u->rotation_period, "grace_period",
 			 u->grace_period, "first_used_at", opt_s(u->first_used_at), "last_used_at",
-			 opt_s(u->last_used_at), "active_key", key, "key_versions", u->keys_total);
+			 opt_s(u->last_used_at), "active_key", key, "key_versions", u->keys_total,
+			 "keys_retiring", u->keys_retiring);
 }
 
 static tsr_rc h_list(struct http_req *r)

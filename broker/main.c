@@ -32,6 +32,7 @@
 #include "admin_audit.h"
 #include "sealer.h"
 #include "gateway.h"
+#include "rotation.h"
 #include "../lib/masterkey.h"
 #include "../db/credential.h"
 #include "../db/migrate.h"
@@ -175,6 +176,8 @@ static const struct job_def job_defs[] = {
 	{ "sync.ldap", ldap_sync_interval, ldap_sync_job },
 	{ "sync.github", github_sync_interval, github_sync_job },
 	{ "sync.github.queue", github_queue_interval, github_queue_job },
+	{ "rotation.retire", rotation_retire_interval, rotation_retire_job },
+	{ "rotation.master_key", rotation_master_interval, rotation_master_job },
 };
 
 enum { OPT_DEV = 256, OPT_STATE, OPT_LISTEN, OPT_CHECK, OPT_DUMP, OPT_ROUTES, OPT_VERSION };
@@ -344,6 +347,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "tesserad: cannot load the master key: %s\n", mkerr);
 			goto out;
 		}
+		if (rotation_load_previous_key(cfg, mk) != TSR_OK)
+			goto out;
 	}
 	b.masterkey = mk;
 	if (gateway_start(&b, mk, &gateway) != TSR_OK)

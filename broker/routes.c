@@ -24,6 +24,7 @@
 #include "scim.h"
 #include "gateway.h"
 #include "admin_upstreams.h"
+#include "rotation.h"
 #include "auditlog.h"
 #include "../db/migrate.h"
 #include "../lib/log.h"
@@ -107,6 +108,7 @@ const struct route_table *const route_tables[] = {
 	&scim_routes,
 	&admin_scim_routes,
 	&gateway_routes,
+	&rotation_routes,
 	&admin_upstreams_routes,
 	NULL,
 };

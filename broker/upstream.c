@@ -289,3 +289,22 @@ void upstream_touch(struct upstreams *ups, struct upstream *u)
 		db_release(ups->b->pool, c);
 	}
 }
+
+void upstream_key_fingerprint(const char *key, char out[33])
+{
+	key_fingerprint(key, out);
+}
+
+void upstreams_refresh(struct upstreams *ups, int64_t upstream_id)
+{
+	if (!ups)
+		return;
+	for (int i = 0; i < ups->n; i++) {
+		struct upstream *u = &ups->v[i];
+		if (u->id != upstream_id)
+			continue;
+		pthread_mutex_lock(&u->mu);
+		u->key_fetched_ns = now_ns() - KEY_REFRESH_NS - 1;
+		pthread_mutex_unlock(&u->mu);
+	}
+}

@@ -72,6 +72,15 @@ bool upstream_serves(const struct upstream *u, const char *model);
  */
 tsr_rc upstream_auth_header(struct upstreams *ups, struct upstream *u, char *hdr, size_t n, int64_t *key_id) TSR_WUR;
 
+/* Non-secret fingerprint of a provider key (32 hex digits), as stored in upstream_keys.fingerprint. */
+void upstream_key_fingerprint(const char *key, char out[33]);
+/*
+ * Forget the cached key envelope of the upstream with row id upstream_id, so
+ * the next request re-reads the active key (after a rotation on this
+ * replica; other replicas pick it up within 30 s). No-op for ups NULL.
+ */
+void upstreams_refresh(struct upstreams *ups, int64_t upstream_id);
+
 /* Note a use of u in the upstreams row, at most once a minute (best effort, caller's thread). */
 void upstream_touch(struct upstreams *ups, struct upstream *u);
 

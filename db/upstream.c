@@ -45,13 +45,27 @@ static const struct db_stmt S_KEY_INSERT = { "upstream_key_insert", 9,
 	"coalesce(array_to_string(u.models, ','), ''), u.removed_at IS NOT NULL, " \
 	"u.rotation_period::text, u.grace_period::text, " TS("u.first_used_at") ", " TS("u.last_used_at") ", " \
 	TS("u.created_at") ", coalesce(k.version, 0), coalesce(k.fingerprint, ''), " TS("k.activated_at") ", " \
-	"coalesce(k.origin, ''), (SELECT count(*) FROM upstream_keys a WHERE a.upstream_id = u.id)"
+	"coalesce(k.origin, ''), (SELECT count(*) FROM upstream_keys a WHERE a.upstream_id = u.id), " \
+	"coalesce(extract(epoch FROM now() - k.activated_at)::bigint, 0), " \
+	TS("(k.activated_at + u.rotation_period)") ", coalesce(k.activated_at + u.rotation_period <= now(), false), " \
+	"(SELECT count(*) FROM upstream_keys a WHERE a.upstream_id = u.id AND a.state = 'retiring')"
 static const struct db_stmt S_LIST = { "upstream_list", 0,
 	"SELECT " ROW_COLS " FROM upstreams u "
 	"  LEFT JOIN upstream_keys k ON k.upstream_id = u.id AND k.state = 'active' ORDER BY u.name" };
 static const struct db_stmt S_GET = { "upstream_get", 1,
 	"SELECT " ROW_COLS " FROM upstreams u "
 	"  LEFT JOIN upstream_keys k ON k.upstream_id = u.id AND k.state = 'active' WHERE u.name = $1" };
+static const struct db_stmt S_LOCK = { "upstream_lock", 1,
+	"SELECT id FROM upstreams WHERE name = $1 AND removed_at IS NULL FOR UPDATE" };
+static const struct db_stmt S_DEMOTE = { "upstream_key_demote", 1,
+	"UPDATE upstream_keys k SET state = 'retiring', retiring_at = now(), retire_after = now() + u.grace_period "
+	"  FROM upstreams u WHERE u.id = k.upstream_id AND k.upstream_id = $1 AND k.state = 'active' "
+	"RETURNING k.version, " TS("k.retire_after") };
+static const struct db_stmt S_RETIRE_DUE = { "upstream_keys_retire_due", 0,
+	"UPDATE upstream_keys k SET state = 'retired', retired_at = now(), ciphertext = NULL, nonce = NULL, "
+	"  wrapped_dek = NULL, dek_nonce = NULL, master_key_id = NULL "
+	"  FROM upstreams u WHERE u.id = k.upstream_id AND k.state = 'retiring' AND k.retire_after <= now() "
+	"RETURNING k.id, u.name, k.version, coalesce(k.fingerprint, '')" };
 static const struct db_stmt S_TOUCH = { "upstream_touch", 1,
 	"UPDATE upstreams SET last_used_at = now(), first_used_at = coalesce(first_used_at, now()) "
 	" WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')" };
@@ -217,6 +231,10 @@ static void fill_row(PGresult *r, int i, struct upstream_row *o)
 	copy(o->key_activated_at, sizeof(o->key_activated_at), PQgetvalue(r, i, 16));
 	copy(o->key_origin, sizeof(o->key_origin), PQgetvalue(r, i, 17));
 	o->keys_total = (int)strtol(PQgetvalue(r, i, 18), NULL, 10);
+	o->key_age_s = strtoll(PQgetvalue(r, i, 19), NULL, 10);
+	copy(o->next_rotation_at, sizeof(o->next_rotation_at), PQgetvalue(r, i, 20));
+	o->rotation_due = PQgetvalue(r, i, 21)[0] == 't';
+	o->keys_retiring = (int)strtol(PQgetvalue(r, i, 22), NULL, 10);
 }
 
 tsr_rc db_upstream_list(struct db_conn *c, struct upstream_row **rows, int *n)
@@ -263,6 +281,69 @@ tsr_rc db_upstream_touch(struct db_conn *c, int64_t upstream_id)
 	PGresult *r = db_exec(c, &S_TOUCH, 1, p, &rc);
 	if (!r)
 		return rc;
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_upstream_lock(struct db_conn *c, const char *name, int64_t *id)
+{
+	const char *p[] = { name };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_LOCK, 1, p, &rc);
+	if (!r)
+		return rc;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return TSR_NOT_FOUND;
+	}
+	*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_upstream_key_rotate(struct db_conn *c, int64_t upstream_id, int version, const char *origin,
+			      const struct sealed *s, const char *fingerprint, int64_t *key_id, int *old_version,
+			      char *retire_after, size_t ralen)
+{
+	char id[24];
+	snprintf(id, sizeof(id), "%" PRId64, upstream_id);
+	const char *p[] = { id };
+	tsr_rc rc;
+	*old_version = 0;
+	retire_after[0] = '\0';
+	/* demote first: the one-active partial unique index is checked per statement */
+	PGresult *r = db_exec(c, &S_DEMOTE, 1, p, &rc);
+	if (!r)
+		return rc;
+	if (PQntuples(r) == 1) {
+		*old_version = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+		copy(retire_after, ralen, PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	return db_upstream_key_insert(c, upstream_id, version, origin, s, fingerprint, key_id);
+}
+
+tsr_rc db_upstream_keys_retire_due(struct db_conn *c, struct upstream_key_retired **out, int *n)
+{
+	tsr_rc rc;
+	*out = NULL;
+	*n = 0;
+	PGresult *r = db_exec(c, &S_RETIRE_DUE, 0, NULL, &rc);
+	if (!r)
+		return rc;
+	int m = PQntuples(r);
+	*out = calloc(m ? (size_t)m : 1, sizeof(**out));
+	if (!*out) {
+		PQclear(r);
+		return TSR_INTERNAL;
+	}
+	for (int i = 0; i < m; i++) {
+		(*out)[i].key_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		copy((*out)[i].upstream, sizeof((*out)[i].upstream), PQgetvalue(r, i, 1));
+		(*out)[i].version = (int)strtol(PQgetvalue(r, i, 2), NULL, 10);
+		copy((*out)[i].fingerprint, sizeof((*out)[i].fingerprint), PQgetvalue(r, i, 3));
+	}
+	*n = m;
 	PQclear(r);
 	return TSR_OK;
 }

@@ -54,12 +54,46 @@ struct upstream_row {
 	int key_version;              /* active key, 0 if none */
 	char key_fingerprint[33], key_activated_at[40], key_origin[16];
 	int keys_total;
+	int64_t key_age_s;            /* seconds since the active key was activated */
+	char next_rotation_at[40];    /* activated_at + rotation_period, "" without a key */
+	bool rotation_due;            /* the active key is older than rotation_period */
+	int keys_retiring;            /* versions still valid for in-flight requests */
 };
 
 /* Every upstream (name order); caller frees *rows with free(). */
 tsr_rc db_upstream_list(struct db_conn *c, struct upstream_row **rows, int *n) TSR_WUR;
 /* One by name; TSR_NOT_FOUND if none. */
 tsr_rc db_upstream_get(struct db_conn *c, const char *name, struct upstream_row *out) TSR_WUR;
+/*
+ * Rotation (issue 8). Lock the live upstream name (FOR UPDATE, inside the
+ * caller's transaction) so concurrent rotations of one upstream serialise;
+ * TSR_NOT_FOUND if there is no such live upstream.
+ */
+tsr_rc db_upstream_lock(struct db_conn *c, const char *name, int64_t *id) TSR_WUR;
+/*
+ * In the caller's transaction: demote the active key (if any) to retiring
+ * with retire_after = now() + the upstream's grace_period, then insert s as
+ * the new active version (sealed with AAD "upstream_key:NAME:VERSION").
+ * *old_version is 0 when there was no active key; retire_after gets the
+ * old key's deadline (ISO 8601 UTC, "" when none).
+ */
+tsr_rc db_upstream_key_rotate(struct db_conn *c, int64_t upstream_id, int version, const char *origin,
+			      const struct sealed *s, const char *fingerprint, int64_t *key_id, int *old_version,
+			      char *retire_after, size_t ralen) TSR_WUR;
+/* A key retired by db_upstream_keys_retire_due(). */
+struct upstream_key_retired {
+	int64_t key_id;
+	char upstream[64];
+	int version;
+	char fingerprint[33];
+};
+/*
+ * In the caller's transaction: every retiring key past retire_after becomes
+ * retired and its envelope is shredded (set NULL). *out (caller frees with
+ * free()) lists them; *n how many.
+ */
+tsr_rc db_upstream_keys_retire_due(struct db_conn *c, struct upstream_key_retired **out, int *n) TSR_WUR;
+
 /* Coarse last use (at most about once a minute per replica and upstream). */
 tsr_rc db_upstream_touch(struct db_conn *c, int64_t upstream_id) TSR_WUR;
 

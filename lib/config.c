@@ -52,6 +52,8 @@ static const struct cfg_key keys[] = {
 	  "URL clients use to reach tesserad (empty: http://LISTEN)" },
 	{ "server", "master_key_file", T_PATH, NULL, C(server.master_key_file), false, false, 0, 0, NULL,
 	  "file holding the 256-bit master key (--dev: generated under state_dir)" },
+	{ "server", "previous_master_key_file", T_PATH, NULL, C(server.previous_master_key_file), false, false, 0, 0,
+	  NULL, "the master key being rotated away from: rows still wrapped by it stay readable" },
 	{ "server", "workers", T_INT, "4", C(server.workers), false, false, 1, 256, NULL,
 	  "HTTP worker threads" },
 	{ "server", "shutdown_timeout", T_DURATION, "30s", C(server.shutdown_timeout), false, false, 0, 3600, NULL,

@@ -46,6 +46,7 @@ struct config {
 	char *path; /* NULL when no file was read */
 	struct {
 		char *listen, *admin_listen, *state_dir, *public_url, *master_key_file, *log_level;
+		char *previous_master_key_file; /* master-key rotation (broker/rotation.c) */
 		int64_t workers;
 		int64_t shutdown_timeout;
 	} server;

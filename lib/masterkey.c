@@ -3,6 +3,7 @@
  * hand-rolled.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,9 @@
 struct masterkey {
 	uint8_t key[32];
 	char id[MASTERKEY_ID_LEN + 1];
+	/* rotation (see masterkey.h): the key that replaces this one, set once at run time */
+	_Atomic(struct masterkey *) next;
+	struct masterkey *prev; /* set before threads start */
 };
 
 tsr_rc masterkey_from_bytes(const uint8_t key[32], struct masterkey **out)
@@ -90,8 +94,59 @@ void masterkey_free(struct masterkey *mk)
 {
 	if (!mk)
 		return;
+	masterkey_free(atomic_load(&mk->next));
+	masterkey_free(mk->prev);
 	OPENSSL_cleanse(mk, sizeof(*mk));
 	free(mk);
+}
+
+void masterkey_set_previous(struct masterkey *mk, struct masterkey *prev)
+{
+	masterkey_free(mk->prev);
+	mk->prev = prev;
+}
+
+tsr_rc masterkey_adopt(const struct masterkey *mk, struct masterkey *next)
+{
+	struct masterkey *m = (struct masterkey *)mk; /* only the atomic successor field changes */
+	const struct masterkey *cur = masterkey_current(mk);
+	if (strcmp(cur->id, next->id) == 0) {
+		masterkey_free(next);
+		return TSR_OK; /* already the current key: nothing to adopt */
+	}
+	if (strcmp(mk->id, next->id) == 0 || (mk->prev && strcmp(mk->prev->id, next->id) == 0)) {
+		masterkey_free(next);
+		return TSR_INVALID; /* rotating back to an older key */
+	}
+	struct masterkey *expected = NULL;
+	if (!atomic_compare_exchange_strong(&m->next, &expected, next)) {
+		masterkey_free(next);
+		return TSR_CONFLICT;
+	}
+	return TSR_OK;
+}
+
+const struct masterkey *masterkey_current(const struct masterkey *mk)
+{
+	struct masterkey *n = atomic_load(&((struct masterkey *)mk)->next);
+	return n ? n : mk;
+}
+
+const char *masterkey_previous_id(const struct masterkey *mk)
+{
+	return mk->prev ? mk->prev->id : NULL;
+}
+
+const struct masterkey *masterkey_find(const struct masterkey *mk, const char *id)
+{
+	const struct masterkey *n = masterkey_current(mk);
+	if (strcmp(n->id, id) == 0)
+		return n;
+	if (strcmp(mk->id, id) == 0)
+		return mk;
+	if (mk->prev && strcmp(mk->prev->id, id) == 0)
+		return mk->prev;
+	return NULL;
 }
 
 const char *masterkey_id(const struct masterkey *mk)
@@ -138,6 +193,7 @@ out:
 
 tsr_rc envelope_seal(const struct masterkey *mk, const void *pt, size_t n, const char *aad, struct sealed *out)
 {
+	mk = masterkey_current(mk);
 	memset(out, 0, sizeof(*out));
 	uint8_t dek[32];
 	tsr_rc rc = crypto_random(dek, sizeof(dek));
@@ -162,8 +218,9 @@ tsr_rc envelope_seal(const struct masterkey *mk, const void *pt, size_t n, const
 
 static tsr_rc unwrap(const struct masterkey *mk, const struct sealed *in, uint8_t dek[32])
 {
-	if (strcmp(in->master_key_id, mk->id) != 0)
-		return TSR_DENIED; /* sealed under another master key */
+	mk = masterkey_find(mk, in->master_key_id);
+	if (!mk)
+		return TSR_DENIED; /* sealed under a master key we do not hold */
 	return gcm(false, mk->key, in->dek_nonce, mk->id, in->wrapped_dek, sizeof(in->wrapped_dek), dek);
 }
 
@@ -194,6 +251,7 @@ tsr_rc envelope_open(const struct masterkey *mk, const struct sealed *in, const 
 tsr_rc envelope_rewrap(const struct masterkey *old_mk, const struct masterkey *new_mk, struct sealed *in)
 {
 	uint8_t dek[32], nonce[12], wrapped[48];
+	new_mk = masterkey_current(new_mk);
 	tsr_rc rc = unwrap(old_mk, in, dek);
 	if (rc == TSR_OK)
 		rc = crypto_random(nonce, sizeof(nonce));

@@ -38,6 +38,30 @@ void masterkey_free(struct masterkey *mk);
 /* hex SHA-256("tessera-master-key-id\0" || key): names the key without revealing it. */
 const char *masterkey_id(const struct masterkey *mk);
 
+/*
+ * Master-key rotation. A loaded key can hold two more: the previous key
+ * ([server] previous_master_key_file, attached before threads start) and a
+ * successor adopted at run time (`tessera rotate master-key`). Sealing uses
+ * the successor when there is one; opening and re-wrapping pick whichever
+ * held key matches the envelope's master_key_id, so rows under either key
+ * stay readable until every data key is re-wrapped. mk owns both (freed by
+ * masterkey_free(mk)).
+ */
+void masterkey_set_previous(struct masterkey *mk, struct masterkey *prev);
+/*
+ * Make next the key new envelopes are sealed under (thread-safe, once).
+ * Takes ownership of next in every case. TSR_OK also when next already is
+ * the current key; TSR_INVALID when next is mk itself or its previous key;
+ * TSR_CONFLICT when another successor was adopted already.
+ */
+tsr_rc masterkey_adopt(const struct masterkey *mk, struct masterkey *next) TSR_WUR;
+/* The key new envelopes are sealed under (the successor, or mk). */
+const struct masterkey *masterkey_current(const struct masterkey *mk);
+/* The id of mk's previous key, or NULL. */
+const char *masterkey_previous_id(const struct masterkey *mk);
+/* The held key named id (current, mk, or previous), or NULL. */
+const struct masterkey *masterkey_find(const struct masterkey *mk, const char *id);
+
 struct sealed {
 	uint8_t *ciphertext; /* plaintext length + 16 (GCM tag), malloc'd */
 	size_t ciphertext_len;
@@ -56,7 +80,11 @@ tsr_rc envelope_seal(const struct masterkey *mk, const void *pt, size_t n, const
  */
 tsr_rc envelope_open(const struct masterkey *mk, const struct sealed *in, const char *aad, uint8_t **pt,
 		     size_t *n) TSR_WUR;
-/* Re-wrap in's data key from old to new (master-key rotation); the ciphertext is untouched. */
+/*
+ * Re-wrap in's data key from old to new (master-key rotation); the ciphertext is untouched.
+ * The unwrapping key is whichever key held by old_mk matches in->master_key_id; the
+ * wrapping key is masterkey_current(new_mk).
+ */
 tsr_rc envelope_rewrap(const struct masterkey *old_mk, const struct masterkey *new_mk, struct sealed *in) TSR_WUR;
 void sealed_free(struct sealed *s);
 void envelope_free_plain(uint8_t *pt, size_t n);

@@ -5,6 +5,7 @@
 #
 #   gw_setup [EXTRA_INI]   start everything; EXTRA_INI is appended to the config.
 #                          GW_SLOW_MS: how long the fake's "slow" models wait (default 1500).
+#                          GW_EXTRA_KEYS: more provider keys the fake accepts (comma-separated).
 #                          Exports:
 #     GW_DIR          the test's dir (config, logs: tesserad.err, fake.log)
 #     GW_URL          http://127.0.0.1:PORT of tesserad
@@ -109,7 +110,7 @@ gw_setup() {
 	chmod 0600 "$GW_DIR/openai.key" "$GW_DIR/anthropic.key" "$GW_DIR/master.key"
 
 	fport=$(free_port)
-	node "$TESSERA_SRCDIR/tests/fakes/llm/server.mjs" "$fport" "$GW_ORG_OPENAI,$GW_ORG_ANTHROPIC" "${GW_SLOW_MS:-1500}" \
+	node "$TESSERA_SRCDIR/tests/fakes/llm/server.mjs" "$fport" "$GW_ORG_OPENAI,$GW_ORG_ANTHROPIC${GW_EXTRA_KEYS:+,$GW_EXTRA_KEYS}" "${GW_SLOW_MS:-1500}" \
 		>"$GW_DIR/fake.log" 2>&1 &
 	local fpid=$!
 	on_exit "kill $fpid 2>/dev/null"
