@@ -151,13 +151,12 @@ tsr_rc db_audit_append(struct db_conn *c, const struct audit_event *ev, int n)
 	}
 	int64_t seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	uint8_t prev[32];
-	const char *hx = PQgetvalue(r, 0, 1);
-	for (int i = 0; i < 32; i++) {
-		unsigned v;
-		sscanf(hx + 2 * i, "%2x", &v);
-		prev[i] = (uint8_t)v;
-	}
+	bool head_ok = crypto_unhex(PQgetvalue(r, 0, 1), prev, sizeof(prev));
 	PQclear(r);
+	if (!head_ok) {
+		rc = TSR_INTERNAL;
+		goto out;
+	}
 
 	/*
 	 * Compute every record's canonical fields and hash first, then send all

@@ -74,17 +74,10 @@ tsr_rc db_master_key_retire_unused(struct db_conn *c)
 	return TSR_OK;
 }
 
+/* lib/crypto's hex parser, as an rc for these call chains */
 static tsr_rc unhex(const char *hx, uint8_t *out, size_t n)
 {
-	if (strlen(hx) != 2 * n)
-		return TSR_INVALID;
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		if (sscanf(hx + 2 * i, "%2x", &v) != 1)
-			return TSR_INVALID;
-		out[i] = (uint8_t)v;
-	}
-	return TSR_OK;
+	return crypto_unhex(hx, out, n) ? TSR_OK : TSR_INVALID;
 }
 
 tsr_rc db_rewrap_next(struct db_conn *c, enum rewrap_table t, const char *const *old_ids, size_t n,

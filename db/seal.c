@@ -52,25 +52,6 @@ static const struct db_stmt S_SEAL_INSERT = { "seal_insert", 5,
 	"VALUES ($1, decode($2, 'hex'), decode($3, 'hex'), $4, $5::timestamptz) "
 	"ON CONFLICT (seq_upto) DO NOTHING RETURNING id" };
 
-static tsr_rc begin_if_idle(struct db_conn *c, bool *own)
-{
-	*own = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
-	return *own ? db_simple(c, "BEGIN") : TSR_OK;
-}
-
-static tsr_rc end_tx(struct db_conn *c, bool own, tsr_rc rc)
-{
-	if (!own)
-		return rc;
-	if (rc == TSR_OK)
-		return db_simple(c, "COMMIT");
-	if (PQstatus(c->pg) == CONNECTION_OK) {
-		tsr_rc ignored = db_simple(c, "ROLLBACK");
-		(void)ignored;
-	}
-	return rc;
-}
-
 /* Generate and store a new active key (inside the caller's transaction). */
 static tsr_rc create_key(struct db_conn *c, const struct masterkey *mk, char id[AUDIT_KEY_ID_LEN + 1], bool *inserted)
 {
@@ -258,7 +239,7 @@ tsr_rc db_seal_head(struct db_conn *c, const struct masterkey *mk, struct audit_
 	s.sealed_at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	uint8_t priv[32];
 	bool own;
-	if ((rc = begin_if_idle(c, &own)) != TSR_OK)
+	if ((rc = db_tx_begin(c, &own)) != TSR_OK)
 		return rc;
 	rc = active_key(c, mk, s.key_id, priv);
 	char msg[256];
@@ -281,7 +262,7 @@ tsr_rc db_seal_head(struct db_conn *c, const struct masterkey *mk, struct audit_
 		}
 		PQclear(r);
 	}
-	rc = end_tx(c, own, rc);
+	rc = db_tx_end(c, own, rc);
 	if (rc == TSR_OK && *sealed) {
 		*out = s;
 		log_info("audit_sealed", "seal_id=%" PRId64 " seq_upto=%" PRId64 " key_id=%.16s", s.id, s.seq_upto,
@@ -295,14 +276,14 @@ tsr_rc db_seal_sign(struct db_conn *c, const struct masterkey *mk, const void *m
 {
 	uint8_t priv[32];
 	bool own;
-	tsr_rc rc = begin_if_idle(c, &own);
+	tsr_rc rc = db_tx_begin(c, &own);
 	if (rc != TSR_OK)
 		return rc;
 	rc = active_key(c, mk, key_id, priv);
 	if (rc == TSR_OK)
 		rc = audit_ed25519_sign(priv, msg, n, sig);
 	OPENSSL_cleanse(priv, sizeof(priv));
-	return end_tx(c, own, rc);
+	return db_tx_end(c, own, rc);
 }
 
 tsr_rc db_seal_rotate(struct db_conn *c, const struct masterkey *mk, const char *actor, int64_t actor_user_id,
@@ -318,7 +299,7 @@ tsr_rc db_seal_rotate(struct db_conn *c, const struct masterkey *mk, const char 
 	if (rc != TSR_OK && rc != TSR_UNAVAILABLE)
 		log_warn("audit_seal_before_rotation_failed", "error=%s", status_name(rc));
 	bool own;
-	if ((rc = begin_if_idle(c, &own)) != TSR_OK)
+	if ((rc = db_tx_begin(c, &own)) != TSR_OK)
 		return rc;
 	PGresult *r = db_exec(c, &S_LOCK_ACTIVE, 0, NULL, &rc);
 	PQclear(r);
@@ -348,7 +329,7 @@ tsr_rc db_seal_rotate(struct db_conn *c, const struct masterkey *mk, const char 
 		}
 	}
 	free(detail);
-	rc = end_tx(c, own, rc);
+	rc = db_tx_end(c, own, rc);
 	if (rc == TSR_OK)
 		log_info("audit_key_rotated", "old_key_id=%.16s new_key_id=%.16s", old_id[0] ? old_id : "-", new_id);
 	return rc;
