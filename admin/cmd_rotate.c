@@ -118,6 +118,59 @@ static int read_key_file(const char *path, char *buf, size_t n)
 	return 0;
 }
 
+/*
+ * `--now`: tesserad answered 202 with the request's time; its job creates
+ * the key at the provider. Poll the rotation status until an attempt at or
+ * after that time is reported (timestamps in one fixed UTC format compare
+ * as strings), for at most 60 s. Takes reply.
+ */
+static int wait_provider_rotation(struct client *c, const char *name, const char *path, json_t *reply)
+{
+	char since[64];
+	snprintf(since, sizeof(since), "%s", json_string_value(json_object_get(reply, "requested_at")) ?
+		 json_string_value(json_object_get(reply, "requested_at")) : "");
+	json_decref(reply);
+	reply = NULL;
+	int r = 0;
+	for (int polls = 0; polls < 600; polls++) {
+		if ((r = cli_call(c, "rotate upstream", "GET", path, NULL, &reply)) != 0)
+			return r;
+		const char *at = json_string_value(json_object_get(reply, "last_attempt_at"));
+		if (at && strcmp(at, since) >= 0)
+			break;
+		json_decref(reply);
+		reply = NULL;
+		if (polls == 20)
+			fprintf(stderr, "waiting for tesserad to create the new key at the provider...\n");
+		usleep(100000);
+	}
+	if (!reply) {
+		fprintf(stderr, "tessera rotate upstream: no outcome after 60 s; the request stays pending "
+				"(tessera rotate upstream %s --now again to wait, or check tesserad's log)\n", name);
+		return 1;
+	}
+	bool success = strcmp(json_string_value(json_object_get(reply, "last_outcome")) ?
+			      json_string_value(json_object_get(reply, "last_outcome")) : "", "success") == 0;
+	if (c->json) {
+		cli_print_json(reply);
+	} else if (success) {
+		printf("upstream %s: key version %lld (fingerprint %s), created by the provider, is active for new "
+		       "requests\n", name, (long long)json_integer_value(json_object_get(reply, "version")),
+		       json_string_value(json_object_get(reply, "fingerprint")));
+		printf("the previous version keeps serving requests in flight for the grace period, then is retired "
+		       "and deleted at the provider\n");
+	} else {
+		const char *err = json_string_value(json_object_get(reply, "last_error"));
+		const char *next = json_string_value(json_object_get(reply, "next_attempt_at"));
+		fprintf(stderr, "tessera rotate upstream: rotating %s through its provider failed: %s\n"
+				"the current key stays active; tesserad retries (attempt %lld, next at %s)\n",
+			name, err ? err : "unknown error", (long long)json_integer_value(json_object_get(reply, "failures")),
+			next ? next : "soon");
+	}
+	json_decref(reply);
+	return success ? 0 : 1;
+}
+
 static int cmd_rotate_upstream(struct client *c, int argc, char **argv)
 {
 	const char *name = NULL, *file = NULL;
@@ -168,6 +221,8 @@ static int cmd_rotate_upstream(struct client *c, int argc, char **argv)
 	json_decref(body);
 	if (r)
 		return r;
+	if (now)
+		return wait_provider_rotation(c, name, path, reply);
 	if (c->json) {
 		cli_print_json(reply);
 	} else {
@@ -250,14 +305,136 @@ static int cmd_rotate_master(struct client *c, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * `rotate webhook-secret NAME [--secret-file F] [--overlap DURATION]`: a new
+ * secret for the HR or GitHub webhook. Without --secret-file tesserad
+ * generates one (256 bits) and it is printed once, alone on stdout, to be
+ * pasted into the HR system or GitHub; with it, the secret is read from F
+ * (owner-only, like a key file) and never printed. The previous secret keeps
+ * verifying for the overlap ([hr|github] webhook_secret_overlap by default).
+ */
+static int read_webhook_secret(const char *path, char *buf, size_t n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	const char *why = NULL;
+	size_t len = 0;
+	if (fd < 0)
+		why = strerror(errno);
+	else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_mode & 077)
+		why = "readable by group or others; chmod 600 it first";
+	while (!why && len < n - 1) {
+		ssize_t got = read(fd, buf + len, n - 1 - len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		len += (size_t)got;
+	}
+	if (fd >= 0)
+		close(fd);
+	buf[why ? 0 : len] = '\0';
+	if (!why && len == n - 1)
+		why = "too large for a webhook secret";
+	while (!why && len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	if (!why && !len)
+		why = "empty";
+	if (why) {
+		OPENSSL_cleanse(buf, n);
+		fprintf(stderr, "tessera rotate webhook-secret: %s: %s\n", path, why);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_rotate_webhook(struct client *c, int argc, char **argv)
+{
+	const char *name = NULL, *file = NULL, *overlap = NULL;
+	bool bad = false;
+	for (int i = 1; i < argc && !bad; i++) {
+		if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc)
+			file = argv[++i];
+		else if (strncmp(argv[i], "--secret-file=", 14) == 0)
+			file = argv[i] + 14;
+		else if (strcmp(argv[i], "--overlap") == 0 && i + 1 < argc)
+			overlap = argv[++i];
+		else if (strncmp(argv[i], "--overlap=", 10) == 0)
+			overlap = argv[i] + 10;
+		else if (argv[i][0] != '-' && !name)
+			name = argv[i];
+		else
+			bad = true;
+	}
+	if (bad || !name || (strcmp(name, "hr") != 0 && strcmp(name, "github") != 0)) {
+		fprintf(stderr, "Usage: tessera rotate webhook-secret hr|github [--secret-file FILE] [--overlap DURATION]\n");
+		return 2;
+	}
+	int r = cli_need_token(c);
+	if (r)
+		return r;
+	static char secret[514];
+	json_t *body = json_object();
+	if (file) {
+		if ((r = read_webhook_secret(file, secret, sizeof(secret))) != 0) {
+			json_decref(body);
+			return r;
+		}
+		json_object_set_new(body, "secret", json_string(secret));
+		OPENSSL_cleanse(secret, sizeof(secret));
+	}
+	if (overlap)
+		json_object_set_new(body, "overlap", json_string(overlap));
+	char path[128];
+	snprintf(path, sizeof(path), "/admin/v1/webhook-secrets/%s/rotate", name);
+	json_t *reply = NULL;
+	r = cli_call(c, "rotate webhook-secret", "POST", path, body, &reply);
+	json_t *js = json_object_get(body, "secret");
+	if (json_is_string(js))
+		OPENSSL_cleanse((char *)json_string_value(js), json_string_length(js));
+	json_decref(body);
+	if (r)
+		return r;
+	json_t *gen = json_object_get(reply, "secret");
+	if (c->json) {
+		cli_print_json(reply);
+	} else {
+		if (json_is_string(gen)) {
+			printf("%s\n", json_string_value(gen));
+			fflush(stdout);
+			fprintf(stderr, "new %s webhook secret (version %lld) printed above; it is shown only once.\n", name,
+				(long long)json_integer_value(json_object_get(reply, "version")));
+		} else {
+			fprintf(stderr, "the secret from %s is the %s webhook secret (version %lld).\n", file, name,
+				(long long)json_integer_value(json_object_get(reply, "version")));
+		}
+		const char *until = json_string_value(json_object_get(reply, "previous_not_after"));
+		if (until)
+			fprintf(stderr, "the previous secret (version %lld) keeps verifying until %s.\n",
+				(long long)json_integer_value(json_object_get(reply, "previous_version")), until);
+		if (json_is_true(json_object_get(reply, "file_superseded")))
+			fprintf(stderr, "note: [%s] webhook_secret_file is no longer used.\n", name);
+	}
+	if (json_is_string(gen))
+		OPENSSL_cleanse((char *)json_string_value(gen), json_string_length(gen));
+	json_decref(reply);
+	return 0;
+}
+
 static const struct command rotate_cmds[] = {
 	{ "rotate master-key", "tessera rotate master-key --new-key-file FILE [--no-wait]",
 	  "re-wrap every data key under a new master key (tesserad reads FILE; crash-safe, re-run to complete)",
 	  cmd_rotate_master },
 	{ "rotate upstream", "tessera rotate upstream NAME --key-file FILE | --now",
-	  "make a new provider key the active key of an upstream; the old one retires after grace_period",
+	  "make a new provider key the active key of an upstream (--now: tesserad creates it through the provider "
+	  "admin API and waits for the outcome); the old one retires after grace_period",
 	  cmd_rotate_upstream },
 	{ "rotate scim-token", "tessera rotate scim-token [--label NAME]",
 	  "create a new SCIM bearer token (printed once); older ones work for [scim] token_overlap", cmd_rotate_scim },
+	{ "rotate webhook-secret", "tessera rotate webhook-secret hr|github [--secret-file FILE] [--overlap DURATION]",
+	  "new HR or GitHub webhook secret (generated and printed once, or from FILE); the old one works for the overlap",
+	  cmd_rotate_webhook },
 };
 COMMAND_GROUP(rotate_commands, rotate_cmds);

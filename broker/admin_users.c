@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "admin_users.h"
+#include "tokencache.h"
 #include "../db/credential.h"
 #include "../db/offboard.h"
 #include "../db/users.h"
@@ -121,6 +122,7 @@ static tsr_rc h_offboard(struct http_req *r)
 	json_decref(doc);
 	if (rc != TSR_OK)
 		return r->status ? TSR_OK : rc;
+	tokencache_evict_user(r->b->tokens, u.id);
 	return http_reply_json(r, 200, json_pack("{s:s,s:b,s:i,s:i}", "user", u.user_name, "changed", res.changed,
 						 "credentials_revoked", res.credentials, "roles_removed", res.roles));
 }
@@ -163,6 +165,7 @@ static tsr_rc h_revoke_user(struct http_req *r)
 	db_release(r->b->pool, c);
 	if (rc != TSR_OK)
 		return r->status ? TSR_OK : rc;
+	tokencache_evict_user(r->b->tokens, u.id);
 	return http_reply_json(r, 200, json_pack("{s:s,s:i}", "user", u.user_name, "revoked", n));
 }
 
@@ -220,6 +223,7 @@ static tsr_rc h_token_revoke(struct http_req *r)
 		return http_reply_error(r, TSR_NOT_FOUND, "no live credential %lld", cid);
 	if (rc != TSR_OK)
 		return rc;
+	tokencache_evict_cred(r->b->tokens, cid);
 	return http_reply_json(r, 200, json_pack("{s:I,s:i}", "id", (json_int_t)cid, "revoked", n));
 }
 

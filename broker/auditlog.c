@@ -14,6 +14,20 @@
  * skips events already stored, so an interrupted replay is simply re-run.
  * A torn last line (crash while writing) is ignored: its batch was never
  * acknowledged. Only the writer thread touches the spool.
+ *
+ * With [audit] durability = journal the same file is the write-ahead
+ * journal: the writer appends every batch to it (one write and one
+ * fdatasync, on an fd kept open) and acknowledges; a second thread, the
+ * shipper, reads what was appended since it last looked (by byte offset,
+ * j_shipped) and appends it to the chain in journal order. What it ships
+ * in this process's lifetime is known stored, so it appends plainly; what
+ * is uncertain (a journal found at start, a chunk whose commit failed) is
+ * shipped with db_audit_replay's de-duplication. Once everything is shipped
+ * the file is truncated (not synced: a resurrected prefix is de-duplicated
+ * on the next start). Before each append the writer checks that the path
+ * still names its open file, so records never go to a removed journal.
+ * jmu guards the j_* fields and is held by the writer across its write +
+ * fdatasync; al->mu and al->jmu are never held together.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +51,8 @@
 #define MAX_BATCH 512
 #define MAX_QUEUE 20000
 #define REPLAY_CHUNK 500
+#define SHIP_GATHER_NS 2000000L /* the shipper's pause after a pass that shipped something */
+#define TRUNCATE_AT (1 << 20) /* truncate a fully shipped journal once it is this big (or when idle) */
 
 struct item {
 	struct item *next;
@@ -62,7 +78,23 @@ struct auditlog {
 	/* health, read under mu by auditlog_ready() */
 	bool pg_ok, spool_ok;
 	bool spool_pending;
-	atomic_llong spool_bytes; /* written by the writer, read by /metrics */
+	atomic_llong spool_bytes; /* written by the writer, read by /metrics; journal: bytes not yet shipped */
+	/* durability = journal */
+	bool journal;
+	long long journal_max;
+	bool j_ok, j_full;        /* health, under mu */
+	pthread_t shipper;
+	bool shipper_started;
+	pthread_cond_t ship;      /* with mu: work for the shipper */
+	bool ship_kick, ship_stop;
+	pthread_mutex_t jmu;
+	int j_fd;                 /* -1: not open */
+	dev_t j_dev;
+	ino_t j_ino;
+	off_t j_size;             /* bytes of complete, durable batches */
+	off_t j_shipped;          /* prefix known to be in Postgres */
+	bool j_dedup;             /* [j_shipped, ...) may be partly stored already */
+	unsigned j_gen;           /* bumped when the file is truncated or replaced */
 };
 
 /* Copy the strings of src into one allocation owned by the item. */
@@ -202,6 +234,23 @@ static void fsync_dir(const char *dir)
 	}
 }
 
+/* n events as JSON lines, into out (initialised here; the caller frees it). */
+static tsr_rc events_dump(const struct audit_event *ev, int n, struct buf *out)
+{
+	buf_init(out, (size_t)1 << 30);
+	tsr_rc rc = TSR_OK;
+	for (int i = 0; i < n && rc == TSR_OK; i++) {
+		json_t *j = event_json(&ev[i]);
+		char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		rc = line ? buf_puts(out, line) : TSR_INTERNAL;
+		if (rc == TSR_OK)
+			rc = buf_puts(out, "\n");
+		free(line);
+	}
+	return rc;
+}
+
 /* Append n events to the spool file and make them durable. */
 static tsr_rc spool_write(struct auditlog *al, const struct audit_event *ev, int n)
 {
@@ -216,17 +265,7 @@ static tsr_rc spool_write(struct auditlog *al, const struct audit_event *ev, int
 		return TSR_UNAVAILABLE;
 	}
 	struct buf out;
-	buf_init(&out, (size_t)1 << 30);
-	tsr_rc rc = TSR_OK;
-	for (int i = 0; i < n && rc == TSR_OK; i++) {
-		json_t *j = event_json(&ev[i]);
-		char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-		json_decref(j);
-		rc = line ? buf_puts(&out, line) : TSR_INTERNAL;
-		if (rc == TSR_OK)
-			rc = buf_puts(&out, "\n");
-		free(line);
-	}
+	tsr_rc rc = events_dump(ev, n, &out);
 	size_t off = 0;
 	while (rc == TSR_OK && off < out.len) {
 		ssize_t w = write(fd, out.data + off, out.len - off);
@@ -372,6 +411,354 @@ static void set_health(struct auditlog *al, bool pg_ok, bool spool_ok)
 	pthread_mutex_unlock(&al->mu);
 }
 
+/* ---------- the journal (durability = journal) ---------- */
+
+/* Does the journal's path still name the file we have open? (jmu held) */
+static bool j_same_file(struct auditlog *al)
+{
+	struct stat st;
+	return stat(al->spool_path, &st) == 0 && st.st_dev == al->j_dev && st.st_ino == al->j_ino;
+}
+
+static void j_close(struct auditlog *al)
+{
+	if (al->j_fd >= 0)
+		close(al->j_fd);
+	al->j_fd = -1;
+	al->j_gen++;
+}
+
+/*
+ * Open (or create) the journal (jmu held). A torn last line (a crash in
+ * the middle of an append) is cut off: its batch was never acknowledged.
+ * Whatever the file holds is treated as possibly stored already (shipped
+ * with de-duplication).
+ */
+static tsr_rc j_open(struct auditlog *al)
+{
+	if (al->j_fd >= 0)
+		return TSR_OK;
+	if (mkdir(al->spool_dir, 0700) != 0 && errno != EEXIST) {
+		log_error("audit_journal_unwritable", "dir=%s error=\"%s\"", al->spool_dir, strerror(errno));
+		return TSR_UNAVAILABLE;
+	}
+	bool created = access(al->spool_path, F_OK) != 0;
+	int fd = open(al->spool_path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		log_error("audit_journal_unwritable", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return TSR_UNAVAILABLE;
+	}
+	off_t end = st.st_size;
+	char tail[4096];
+	while (end > 0) {
+		off_t from = end > (off_t)sizeof(tail) ? end - (off_t)sizeof(tail) : 0;
+		ssize_t got = pread(fd, tail, (size_t)(end - from), from);
+		if (got != (ssize_t)(end - from)) {
+			log_error("audit_journal_unreadable", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+			close(fd);
+			return TSR_UNAVAILABLE;
+		}
+		ssize_t k = got - 1;
+		while (k >= 0 && tail[k] != '\n')
+			k--;
+		if (k >= 0) {
+			end = from + (off_t)k + 1;
+			break;
+		}
+		end = from;
+	}
+	if (end != st.st_size) {
+		log_warn("audit_journal_torn_line", "path=%s bytes=%lld", al->spool_path, (long long)(st.st_size - end));
+		if (ftruncate(fd, end) != 0) {
+			log_error("audit_journal_truncate_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+			close(fd);
+			return TSR_UNAVAILABLE;
+		}
+	}
+	if (created)
+		fsync_dir(al->spool_dir);
+	al->j_fd = fd;
+	al->j_dev = st.st_dev;
+	al->j_ino = st.st_ino;
+	al->j_size = end;
+	al->j_shipped = 0;
+	al->j_dedup = end > 0;
+	al->j_gen++;
+	if (end > 0)
+		log_warn("audit_journal_found", "path=%s bytes=%lld", al->spool_path, (long long)end);
+	return TSR_OK;
+}
+
+static void set_journal_health(struct auditlog *al, bool ok, bool kick)
+{
+	pthread_mutex_lock(&al->mu);
+	if (al->j_ok != ok)
+		log_info("audit_health", "journal=%s", ok ? "ok" : "unwritable");
+	al->j_ok = ok;
+	if (kick) {
+		al->ship_kick = true;
+		pthread_cond_signal(&al->ship);
+	}
+	pthread_mutex_unlock(&al->mu);
+}
+
+/* Append n events to the journal and make them durable (the writer thread). */
+static tsr_rc journal_write(struct auditlog *al, const struct audit_event *ev, int n)
+{
+	struct buf out;
+	tsr_rc rc = events_dump(ev, n, &out);
+	if (rc != TSR_OK) {
+		buf_free(&out);
+		return rc;
+	}
+	pthread_mutex_lock(&al->jmu);
+	/* never acknowledge into a journal that was removed or replaced */
+	if (al->j_fd >= 0 && !j_same_file(al)) {
+		log_error("audit_journal_replaced", "path=%s unshipped_bytes=%lld", al->spool_path,
+			  (long long)(al->j_size - al->j_shipped));
+		j_close(al);
+	}
+	rc = j_open(al);
+	bool full = false;
+	if (rc == TSR_OK && (long long)(al->j_size - al->j_shipped) + (long long)out.len > al->journal_max) {
+		full = true;
+		rc = TSR_UNAVAILABLE;
+	}
+	size_t off = 0;
+	while (rc == TSR_OK && off < out.len) {
+		ssize_t w = write(al->j_fd, out.data + off, out.len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_error("audit_journal_write_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+			rc = TSR_UNAVAILABLE;
+			break;
+		}
+		off += (size_t)w;
+	}
+	bool synced = rc == TSR_OK && fdatasync(al->j_fd) == 0;
+	if (rc == TSR_OK && !synced) {
+		log_error("audit_journal_fsync_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+		rc = TSR_UNAVAILABLE;
+	}
+	if (rc == TSR_OK) {
+		al->j_size += (off_t)out.len;
+	} else if (off > 0) {
+		/* take the unacknowledged batch back; after a failed fsync the file is not trusted: reopen */
+		if (ftruncate(al->j_fd, al->j_size) != 0)
+			log_error("audit_journal_truncate_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+		j_close(al);
+	}
+	long long unshipped = al->j_fd >= 0 ? (long long)(al->j_size - al->j_shipped) : 0;
+	pthread_mutex_unlock(&al->jmu);
+	atomic_store(&al->spool_bytes, unshipped);
+	buf_free(&out);
+	if (full)
+		log_error("audit_journal_full", "unshipped_bytes=%lld journal_max_bytes=%lld", unshipped, al->journal_max);
+	set_journal_health(al, rc == TSR_OK || full, rc == TSR_OK);
+	return rc;
+}
+
+/* Append a chunk shipped from the journal; de-duplicated only when the first try failed. */
+static tsr_rc ship_chunk(struct auditlog *al, const struct audit_event *ev, int n, int *stored)
+{
+	tsr_rc rc = db_audit_append(&al->conn, ev, n);
+	if (rc == TSR_OK) {
+		*stored += n;
+		return TSR_OK;
+	}
+	rollback_if_open(al);
+	/* its commit may have happened after all, or one event cannot be stored */
+	return replay_chunk(al, ev, n, stored);
+}
+
+/* Ship [from, end) of the journal read through fd, in order, advancing j_shipped chunk by chunk. */
+static tsr_rc ship_range(struct auditlog *al, int fd, off_t from, off_t end, bool dedup, unsigned gen)
+{
+	if (writer_conn(al) != TSR_OK)
+		return TSR_UNAVAILABLE;
+	size_t cap = (size_t)1 << 20;
+	char *buf = malloc(cap);
+	struct audit_event *evs = calloc(REPLAY_CHUNK, sizeof(*evs));
+	json_t **docs = calloc(REPLAY_CHUNK, sizeof(*docs));
+	tsr_rc rc = buf && evs && docs ? TSR_OK : TSR_INTERNAL;
+	off_t off = from;
+	int stored = 0;
+	while (rc == TSR_OK && off < end) {
+		size_t want = (size_t)(end - off) < cap ? (size_t)(end - off) : cap;
+		size_t got = 0;
+		while (got < want) {
+			ssize_t r = pread(fd, buf + got, want - got, off + (off_t)got);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		if (got < want) {
+			log_error("audit_journal_unreadable", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+			rc = TSR_INTERNAL;
+			break;
+		}
+		size_t used = 0;
+		int n = 0;
+		while (n < REPLAY_CHUNK) {
+			char *nl = memchr(buf + used, '\n', got - used);
+			if (!nl)
+				break;
+			size_t len = (size_t)(nl - (buf + used)) + 1;
+			json_t *j = json_loadb(buf + used, len, 0, NULL);
+			if (j && event_from_json(j, &evs[n])) {
+				docs[n++] = j;
+			} else {
+				json_decref(j);
+				log_error("audit_journal_line_invalid", "path=%s offset=%lld", al->spool_path,
+					  (long long)(off + (off_t)used));
+			}
+			used += len;
+		}
+		if (used == 0) { /* one line longer than the buffer */
+			char *bigger = cap < ((size_t)64 << 20) ? realloc(buf, cap * 2) : NULL;
+			if (!bigger) {
+				log_error("audit_journal_line_invalid", "path=%s offset=%lld", al->spool_path, (long long)off);
+				rc = TSR_INTERNAL;
+				break;
+			}
+			buf = bigger;
+			cap *= 2;
+			continue;
+		}
+		if (n > 0)
+			rc = dedup ? replay_chunk(al, evs, n, &stored) : ship_chunk(al, evs, n, &stored);
+		for (int i = 0; i < n; i++)
+			json_decref(docs[i]);
+		if (rc != TSR_OK)
+			break;
+		off += (off_t)used;
+		pthread_mutex_lock(&al->jmu);
+		bool same = al->j_gen == gen;
+		if (same)
+			al->j_shipped = off;
+		long long unshipped = al->j_fd >= 0 ? (long long)(al->j_size - al->j_shipped) : 0;
+		pthread_mutex_unlock(&al->jmu);
+		atomic_store(&al->spool_bytes, unshipped);
+		if (!same)
+			break; /* the journal was replaced under us (logged by the writer) */
+	}
+	free(buf);
+	free(evs);
+	free(docs);
+	if (dedup && rc == TSR_OK)
+		log_info("audit_journal_replayed", "bytes=%lld stored=%d", (long long)(off - from), stored);
+	return rc;
+}
+
+/* Ship what the journal holds beyond j_shipped (the shipper thread); truncate it once all is shipped. */
+static tsr_rc journal_ship(struct auditlog *al, bool idle, bool *shipped)
+{
+	*shipped = false;
+	pthread_mutex_lock(&al->jmu);
+	int fd = al->j_fd >= 0 ? dup(al->j_fd) : -1;
+	off_t from = al->j_shipped, end = al->j_size;
+	bool dedup = al->j_dedup;
+	unsigned gen = al->j_gen;
+	pthread_mutex_unlock(&al->jmu);
+	if (fd < 0)
+		return TSR_OK; /* nothing open, nothing to ship (the writer reports an unwritable journal) */
+	tsr_rc rc = from < end ? ship_range(al, fd, from, end, dedup, gen) : TSR_OK;
+	*shipped = from < end;
+	close(fd);
+	pthread_mutex_lock(&al->jmu);
+	if (al->j_gen == gen) {
+		if (rc != TSR_OK)
+			al->j_dedup = true; /* a commit whose outcome is unknown: de-duplicate the retry */
+		else if (al->j_shipped == end)
+			al->j_dedup = false;
+		if (rc == TSR_OK && al->j_shipped == al->j_size && al->j_size > 0 && (idle || al->j_size >= TRUNCATE_AT)) {
+			/* not synced: if the old content comes back after a crash it is de-duplicated */
+			if (ftruncate(al->j_fd, 0) == 0) {
+				al->j_size = al->j_shipped = 0;
+				al->j_gen++;
+			} else {
+				log_warn("audit_journal_truncate_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+			}
+		}
+	}
+	pthread_mutex_unlock(&al->jmu);
+	return rc;
+}
+
+static void set_pg_health(struct auditlog *al, bool ok)
+{
+	pthread_mutex_lock(&al->mu);
+	if (al->pg_ok != ok)
+		log_info("audit_health", "postgres=%s shipping=%s", ok ? "ok" : "down", ok ? "on" : "paused");
+	al->pg_ok = ok;
+	pthread_mutex_unlock(&al->mu);
+}
+
+static void *shipper(void *arg)
+{
+	struct auditlog *al = arg;
+	bool backoff = false;
+	pthread_mutex_lock(&al->mu);
+	for (;;) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		bool idle = false;
+		while (!al->ship_stop && (!al->ship_kick || backoff)) {
+			if (pthread_cond_timedwait(&al->ship, &al->mu, &until) == ETIMEDOUT) {
+				idle = true;
+				break;
+			}
+		}
+		if (al->ship_stop)
+			break;
+		al->ship_kick = false;
+		pthread_mutex_unlock(&al->mu);
+		bool shipped;
+		tsr_rc rc = journal_ship(al, idle, &shipped);
+		backoff = rc != TSR_OK;
+		set_pg_health(al, rc == TSR_OK);
+		/* let records gather: fewer, larger commits, whose fsyncs compete less with the journal's */
+		if (shipped && rc == TSR_OK)
+			nanosleep(&(struct timespec){ .tv_nsec = SHIP_GATHER_NS }, NULL);
+		pthread_mutex_lock(&al->mu);
+	}
+	bool pg_ok = al->pg_ok;
+	pthread_mutex_unlock(&al->mu);
+	if (pg_ok) {
+		bool shipped;
+		/* what the writer's last batches added; then empty the journal, so a clean restart has nothing to replay */
+		tsr_rc ignored = journal_ship(al, true, &shipped);
+		(void)ignored;
+	}
+	return NULL;
+}
+
+/* Idle check (the writer thread): is the journal still there and writable? */
+static void journal_maintain(struct auditlog *al)
+{
+	pthread_mutex_lock(&al->jmu);
+	if (al->j_fd >= 0 && !j_same_file(al)) {
+		log_error("audit_journal_replaced", "path=%s unshipped_bytes=%lld", al->spool_path,
+			  (long long)(al->j_size - al->j_shipped));
+		j_close(al);
+	}
+	bool ok = j_open(al) == TSR_OK;
+	pthread_mutex_unlock(&al->jmu);
+	pthread_mutex_lock(&al->mu);
+	bool was_ok = al->j_ok;
+	pthread_mutex_unlock(&al->mu);
+	if (ok && !was_ok)
+		ok = spool_probe(al);
+	set_journal_health(al, ok, false);
+}
+
 /* Make n events durable: replay first if needed, then Postgres, else the spool. */
 static tsr_rc write_batch(struct auditlog *al, const struct audit_event *evs, int n)
 {
@@ -406,6 +793,10 @@ static tsr_rc write_batch(struct auditlog *al, const struct audit_event *evs, in
 /* Idle work: replay the spool when Postgres is back; notice a dead Postgres before the next request. */
 static void maintain(struct auditlog *al)
 {
+	if (al->journal) {
+		journal_maintain(al);
+		return;
+	}
 	if (al->spool_pending) {
 		if (spool_replay(al) == TSR_OK)
 			set_health(al, true, true);
@@ -427,6 +818,8 @@ static void *writer(void *arg)
 	struct auditlog *al = arg;
 	struct audit_event *evs = calloc(MAX_BATCH, sizeof(*evs));
 	struct item **batch = calloc(MAX_BATCH, sizeof(*batch));
+	tsr_rc *rcs = calloc(MAX_BATCH, sizeof(*rcs));
+	long long batches = 0, events = 0, singles = 0, busy_ns = 0; /* logged at the end */
 	pthread_mutex_lock(&al->mu);
 	for (;;) {
 		while (!al->head && !al->stop) {
@@ -453,16 +846,39 @@ static void *writer(void *arg)
 		pthread_mutex_unlock(&al->mu);
 
 		tsr_rc rc = TSR_INTERNAL;
-		if (evs && batch) {
-			for (int i = 0; i < n; i++)
+		int m = 0;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (evs && batch && rcs && al->journal) {
+			/* acknowledged from the journal, so refuse here what Postgres would refuse later */
+			for (int i = 0; i < n; i++) {
+				rcs[i] = audit_event_check(&batch[i]->ev);
+				if (rcs[i] == TSR_OK)
+					evs[m++] = batch[i]->ev;
+				else
+					log_error("audit_event_invalid", "action=%s", batch[i]->ev.action ? batch[i]->ev.action : "-");
+			}
+			rc = m > 0 ? journal_write(al, evs, m) : TSR_OK;
+		} else if (evs && batch && rcs) {
+			for (int i = 0; i < n; i++) {
 				evs[i] = batch[i]->ev;
+				rcs[i] = TSR_OK;
+			}
 			rc = write_batch(al, evs, n);
 		}
+		for (int i = 0; i < n && rcs; i++)
+			if (rcs[i] == TSR_OK)
+				rcs[i] = rc;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		busy_ns += (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+		batches++;
+		events += n;
+		singles += n == 1;
 
 		/* callbacks first, without the lock; then wake the blocked waiters */
 		for (int i = 0; i < n; i++) {
 			if (batch[i]->cb) {
-				batch[i]->cb(batch[i]->cb_arg, rc);
+				batch[i]->cb(batch[i]->cb_arg, rcs ? rcs[i] : rc);
 				free(batch[i]->blob);
 				free(batch[i]);
 				batch[i] = NULL;
@@ -472,14 +888,17 @@ static void *writer(void *arg)
 		for (int i = 0; i < n; i++) {
 			if (!batch[i])
 				continue;
-			batch[i]->rc = rc;
+			batch[i]->rc = rcs ? rcs[i] : rc;
 			batch[i]->done = true;
 		}
 		pthread_cond_broadcast(&al->done);
 	}
 	pthread_mutex_unlock(&al->mu);
+	log_info("audit_writer_stats", "durability=%s batches=%lld events=%lld single_event_batches=%lld mean_batch_us=%lld",
+		 al->journal ? "journal" : "postgres", batches, events, singles, batches ? busy_ns / batches / 1000 : 0);
 	free(evs);
 	free(batch);
+	free(rcs);
 	return NULL;
 }
 
@@ -495,8 +914,17 @@ tsr_rc auditlog_start(struct broker *b, struct auditlog **out)
 	else
 		snprintf(al->spool_dir, sizeof(al->spool_dir), "%s/spool", b->cfg->server.state_dir);
 	snprintf(al->spool_path, sizeof(al->spool_path), "%s/audit.spool", al->spool_dir);
+	al->journal = !b->cfg->audit.durability || strcmp(b->cfg->audit.durability, "postgres") != 0;
+	al->journal_max = b->cfg->audit.journal_max_bytes > 0 ? b->cfg->audit.journal_max_bytes : (256LL << 20);
+	al->j_fd = -1;
+	pthread_mutex_init(&al->jmu, NULL);
+	pthread_cond_init(&al->ship, NULL);
 	struct stat st;
-	if (stat(al->spool_path, &st) == 0) {
+	if (al->journal) {
+		/* the file is the journal (a spool left by durability = postgres is shipped the same way) */
+		al->j_ok = j_open(al) == TSR_OK;
+		atomic_store(&al->spool_bytes, (long long)al->j_size);
+	} else if (stat(al->spool_path, &st) == 0) {
 		/* left by an earlier run: replayed before anything new */
 		al->spool_pending = true;
 		atomic_store(&al->spool_bytes, (long long)st.st_size);
@@ -507,7 +935,27 @@ tsr_rc auditlog_start(struct broker *b, struct auditlog **out)
 	pthread_mutex_init(&al->mu, NULL);
 	pthread_cond_init(&al->work, NULL);
 	pthread_cond_init(&al->done, NULL);
+	if (al->journal) {
+		if (pthread_create(&al->shipper, NULL, shipper, al) != 0) {
+			pthread_mutex_lock(&al->jmu);
+			j_close(al);
+			pthread_mutex_unlock(&al->jmu);
+			free(al);
+			return TSR_INTERNAL;
+		}
+		al->shipper_started = true;
+	}
 	if (pthread_create(&al->thread, NULL, writer, al) != 0) {
+		if (al->shipper_started) {
+			pthread_mutex_lock(&al->mu);
+			al->ship_stop = true;
+			pthread_cond_signal(&al->ship);
+			pthread_mutex_unlock(&al->mu);
+			pthread_join(al->shipper, NULL);
+		}
+		pthread_mutex_lock(&al->jmu);
+		j_close(al);
+		pthread_mutex_unlock(&al->jmu);
 		free(al);
 		return TSR_INTERNAL;
 	}
@@ -524,7 +972,22 @@ void auditlog_stop(struct auditlog *al)
 	pthread_cond_signal(&al->work);
 	pthread_mutex_unlock(&al->mu);
 	pthread_join(al->thread, NULL);
+	if (al->shipper_started) {
+		/* after the writer: its last batches are in the journal, shipped on the way out when Postgres is up */
+		pthread_mutex_lock(&al->mu);
+		al->ship_stop = true;
+		pthread_cond_signal(&al->ship);
+		pthread_mutex_unlock(&al->mu);
+		pthread_join(al->shipper, NULL);
+	}
+	pthread_mutex_lock(&al->jmu);
+	if (al->j_fd >= 0)
+		close(al->j_fd);
+	al->j_fd = -1;
+	pthread_mutex_unlock(&al->jmu);
 	drop_conn(al);
+	pthread_mutex_destroy(&al->jmu);
+	pthread_cond_destroy(&al->ship);
 	pthread_mutex_destroy(&al->mu);
 	pthread_cond_destroy(&al->work);
 	pthread_cond_destroy(&al->done);
@@ -592,9 +1055,19 @@ tsr_rc auditlog_submit(struct auditlog *al, const struct audit_event *ev, auditl
 bool auditlog_ready(struct auditlog *al, char *why, size_t whylen)
 {
 	pthread_mutex_lock(&al->mu);
-	bool ok = al->pg_ok || al->spool_ok;
+	bool ok = al->journal ? al->j_ok : al->pg_ok || al->spool_ok;
 	bool full = al->depth >= MAX_QUEUE;
 	pthread_mutex_unlock(&al->mu);
+	long long unshipped = atomic_load(&al->spool_bytes);
+	if (al->journal && !ok) {
+		snprintf(why, whylen, "audit log unavailable: journal %s not writable", al->spool_path);
+		return false;
+	}
+	if (al->journal && unshipped + 4096 > al->journal_max) { /* less than a few records' room */
+		snprintf(why, whylen, "audit log unavailable: journal full (%lld bytes not yet shipped to the database; "
+				      "[audit] journal_max_bytes)", unshipped);
+		return false;
+	}
 	if (!ok)
 		snprintf(why, whylen, "audit log unavailable: database unreachable and spool directory %s not writable",
 			 al->spool_dir);

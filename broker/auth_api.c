@@ -18,6 +18,7 @@
 #include "auth_api.h"
 #include "../db/audit.h"
 #include "auditlog.h"
+#include "tokencache.h"
 #include "../db/credential.h"
 #include "../db/throttle.h"
 #include "../db/users.h"
@@ -427,6 +428,7 @@ static tsr_rc h_logout(struct http_req *r)
 	db_release(r->b->pool, c);
 	if (rc != TSR_OK)
 		return rc;
+	tokencache_evict_cred(r->b->tokens, r->who.cred_id);
 	return http_reply_json(r, 200, json_pack("{s:b,s:i}", "logged_out", 1, "revoked", n));
 }
 

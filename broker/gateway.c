@@ -3,8 +3,9 @@
  * worker: authentication (the routes' own authenticator, so refusals come
  * in the route's dialect), the request's checks in a fixed order — audit log
  * writable, token valid and an access token, body size, JSON with a model,
- * the token's model scope, an upstream serving the model that the
- * repository's classifications may reach, rate limit, scanner, budget —
+ * the token's model scope, model_access (the user's roles and groups), an
+ * upstream serving the model that the repository's classifications may
+ * reach, rate limit, scanner, budget —
  * then the upstream transfer is built and handed to the engine thread and
  * the reply deferred (gateway_relay.c does the rest).
  *
@@ -277,8 +278,17 @@ static tsr_rc h_forward(struct http_req *r)
 	if (!model_in_scope(r->who.models, model_s))
 		return refuse(r, 403, &f, "this token is scoped to the models %s, not %s", r->who.models, model_s);
 
+	char mwhy[512];
+	tsr_rc rc = policy_model_ok(gw->policy, model_s, r->who.user_id, r->who.roles, mwhy, sizeof(mwhy));
+	if (rc == TSR_UNAVAILABLE)
+		return gw_error(r, d, 503, "%s", mwhy);
+	if (rc != TSR_OK) {
+		f.reason = mwhy;
+		return refuse(r, 403, &f, "%s", mwhy);
+	}
+
 	char classes[256];
-	tsr_rc rc = policy_repo_classes(gw->policy, r->who.repo_ids, r->who.n_repos, classes, sizeof(classes));
+	rc = policy_repo_classes(gw->policy, r->who.repo_ids, r->who.n_repos, classes, sizeof(classes));
 	if (rc != TSR_OK)
 		return gw_error(r, d, 503, "repository classification unavailable: database unreachable");
 
@@ -459,7 +469,11 @@ static tsr_rc h_forward(struct http_req *r)
 	return TSR_OK;
 }
 
-/* GET /openai/v1/models: what this token may use, answered locally. */
+/*
+ * GET /openai/v1/models: what this token may use, answered locally: the
+ * models of reachable upstreams, within the token's scope and model_access
+ * (a model model_access refuses, or cannot decide without Postgres, is left out).
+ */
 static tsr_rc h_models(struct http_req *r)
 {
 	struct gateway *gw = r->b->gateway;
@@ -474,7 +488,8 @@ static tsr_rc h_models(struct http_req *r)
 			continue;
 		for (size_t k = 0; k < u->cfg->models.n; k++) {
 			const char *m = u->cfg->models.v[k];
-			if (!model_in_scope(r->who.models, m))
+			if (!model_in_scope(r->who.models, m) ||
+			    policy_model_ok(gw->policy, m, r->who.user_id, r->who.roles, why, sizeof(why)) != TSR_OK)
 				continue;
 			bool dup = false;
 			for (size_t x = 0; x < json_array_size(data) && !dup; x++)

@@ -31,6 +31,7 @@
 
 #include "hooks_github.h"
 #include "jobs.h"
+#include "webhook_secret.h"
 #include "../db/audit.h"
 #include "../db/github_state.h"
 #include "../db/repo_perm.h"
@@ -85,16 +86,22 @@ static tsr_rc authn(struct http_req *r, char *why, size_t whylen)
 {
 	const char *event = safe_header(r, "X-GitHub-Event"), *delivery = safe_header(r, "X-GitHub-Delivery");
 	const char *sig = http_header(r, "X-Hub-Signature-256");
-	char *secret = NULL;
+	struct webhook_secret_set set;
 	const char *reason = NULL;
-	if (!r->b->cfg->github.webhook_secret_file ||
-	    config_secret(NULL, r->b->cfg->github.webhook_secret_file, &secret) != TSR_OK || !*secret)
+	if (webhook_secret_current(r->b, WEBHOOK_GITHUB, &set) != TSR_OK) {
 		reason = "webhook secret not configured or unreadable";
-	else if (!sig)
+	} else if (!sig) {
 		reason = "missing X-Hub-Signature-256";
-	else if (!gh_signature_ok(secret, strlen(secret), r->body.data ? r->body.data : "", r->body.len, sig))
-		reason = "bad signature";
-	secret_free(secret);
+	} else {
+		/* the active secret and, during an overlap window, the previous one; all are checked */
+		bool ok = false;
+		for (int i = 0; i < set.n; i++)
+			ok |= gh_signature_ok(set.v[i].secret, set.v[i].len, r->body.data ? r->body.data : "", r->body.len,
+					      sig);
+		if (!ok)
+			reason = "bad signature";
+	}
+	webhook_secret_set_free(&set);
 	if (!reason)
 		return TSR_OK;
 	log_warn("github_hook_refused", "reason=\"%s\" addr=%s", reason, r->client_addr);

@@ -8,6 +8,8 @@
  * The signature covers the timestamp, and the timestamp must be within
  * [hr] replay_window of now; each signature is accepted once
  * (webhook_deliveries), so a captured request cannot be replayed. The
+ * secret is webhook_secret.h's (the file until the first rotation, then
+ * the stored versions: old and new both during an overlap window). The
  * comparison is constant-time. Any refusal is audited and changes nothing;
  * an accepted request runs the one offboarding path.
  */
@@ -18,6 +20,8 @@
 #include <openssl/crypto.h>
 
 #include "hooks_hr.h"
+#include "tokencache.h"
+#include "webhook_secret.h"
 #include "../db/audit.h"
 #include "../db/offboard.h"
 #include "../db/users.h"
@@ -51,40 +55,48 @@ static tsr_rc refuse(struct http_req *r, const char *why, char *out, size_t n)
 	return TSR_UNAUTHENTICATED;
 }
 
-/* The route's authenticator: signature and freshness. */
+/*
+ * The route's authenticator: signature and freshness. The signature may be
+ * made with any secret webhook_secret_current() returns (the active one and,
+ * during an overlap window, the previous one); each is checked in constant
+ * time and all are checked.
+ */
 static tsr_rc hr_authn(struct http_req *r, char *why, size_t n)
 {
-	const char *file = r->b->cfg->hr.webhook_secret_file;
-	if (!file)
+	struct webhook_secret_set set;
+	tsr_rc src = webhook_secret_current(r->b, WEBHOOK_HR, &set);
+	if (src == TSR_NOT_FOUND)
 		return refuse(r, "the HR webhook is not configured ([hr] webhook_secret_file)", why, n);
+	tsr_rc rc = TSR_OK;
 	const char *ts = http_header(r, "X-Tessera-Timestamp");
 	const char *sig = http_header(r, "X-Tessera-Signature");
-	if (!ts || !sig || strncmp(sig, "sha256=", 7) != 0)
-		return refuse(r, "missing X-Tessera-Timestamp or X-Tessera-Signature: sha256=…", why, n);
 	char *end;
-	long long t = strtoll(ts, &end, 10);
+	long long t = ts ? strtoll(ts, &end, 10) : 0;
 	long long now = (long long)time(NULL);
-	if (*end || end == ts || llabs(now - t) > r->b->cfg->hr.replay_window)
-		return refuse(r, "timestamp outside the replay window", why, n);
 	uint8_t given[SHA256_LEN], want[SHA256_LEN];
-	if (!crypto_unhex(sig + 7, given, sizeof(given)))
-		return refuse(r, "malformed signature", why, n);
-	char *secret = NULL;
-	if (config_secret(NULL, file, &secret) != TSR_OK || !*secret) {
-		secret_free(secret);
-		log_error("hr_secret_unreadable", "file=%s", file);
+	if (!ts || !sig || strncmp(sig, "sha256=", 7) != 0) {
+		rc = refuse(r, "missing X-Tessera-Timestamp or X-Tessera-Signature: sha256=…", why, n);
+	} else if (*end || end == ts || llabs(now - t) > r->b->cfg->hr.replay_window) {
+		rc = refuse(r, "timestamp outside the replay window", why, n);
+	} else if (!crypto_unhex(sig + 7, given, sizeof(given))) {
+		rc = refuse(r, "malformed signature", why, n);
+	} else if (src != TSR_OK) {
 		snprintf(why, n, "the HR webhook secret cannot be read");
-		return TSR_UNAVAILABLE;
+		rc = TSR_UNAVAILABLE;
+	} else {
+		const void *parts[] = { ts, ".", r->body.data ? r->body.data : "" };
+		size_t lens[] = { strlen(ts), 1, r->body.len };
+		bool ok = false;
+		for (int i = 0; i < set.n; i++) {
+			crypto_hmac_sha256(set.v[i].secret, set.v[i].len, parts, lens, 3, want);
+			ok |= crypto_equal(given, want, sizeof(want));
+		}
+		OPENSSL_cleanse(want, sizeof(want));
+		if (!ok)
+			rc = refuse(r, "bad signature", why, n);
 	}
-	const void *parts[] = { ts, ".", r->body.data ? r->body.data : "" };
-	size_t lens[] = { strlen(ts), 1, r->body.len };
-	crypto_hmac_sha256(secret, strlen(secret), parts, lens, 3, want);
-	secret_free(secret);
-	bool ok = crypto_equal(given, want, sizeof(want));
-	OPENSSL_cleanse(want, sizeof(want));
-	if (!ok)
-		return refuse(r, "bad signature", why, n);
-	return TSR_OK;
+	webhook_secret_set_free(&set);
+	return rc;
 }
 
 static const struct db_stmt S_DELIVERY = { "hr_delivery", 1,
@@ -113,7 +125,7 @@ static tsr_rc h_hr(struct http_req *r)
 		return rc;
 	}
 	char name[300] = "";
-	struct user_row u;
+	struct user_row u = { 0 };
 	struct offboard_result res = { 0 };
 	const char *sig = http_header(r, "X-Tessera-Signature");
 	if ((rc = db_simple(c, "BEGIN")) != TSR_OK)
@@ -145,6 +157,8 @@ static tsr_rc h_hr(struct http_req *r)
 out:
 	if (rc == TSR_OK)
 		rc = db_simple(c, "COMMIT");
+	if (rc == TSR_OK && u.id)
+		tokencache_evict_user(r->b->tokens, u.id);
 	else if (PQstatus(c->pg) == CONNECTION_OK) {
 		tsr_rc ignored = db_simple(c, "ROLLBACK");
 		(void)ignored;

@@ -72,12 +72,14 @@ static void run_turn(struct job *j, bool requested, const char *arg)
 	if (due) {
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		log_info("job_started", "job=%s requested=%s", j->def->name, requested ? "true" : "false");
+		/* a job that ticks every few seconds would fill the log: its routine turns are debug */
+		enum log_level lv = requested || iv >= 60 ? LOG_INFO : LOG_DEBUG;
+		log_event(lv, "job_started", "job=%s requested=%s", j->def->name, requested ? "true" : "false");
 		rc = j->def->run(b, arg);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		long ms = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 		if (rc == TSR_OK)
-			log_info("job_finished", "job=%s ms=%ld", j->def->name, ms);
+			log_event(lv, "job_finished", "job=%s ms=%ld", j->def->name, ms);
 		else
 			log_warn("job_failed", "job=%s ms=%ld error=%s", j->def->name, ms, status_name(rc));
 	}

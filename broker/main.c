@@ -33,6 +33,7 @@
 #include "sealer.h"
 #include "gateway.h"
 #include "rotation.h"
+#include "webhook_secret.h"
 #include "../lib/masterkey.h"
 #include "../db/credential.h"
 #include "../db/migrate.h"
@@ -178,6 +179,8 @@ static const struct job_def job_defs[] = {
 	{ "sync.github.queue", github_queue_interval, github_queue_job },
 	{ "rotation.retire", rotation_retire_interval, rotation_retire_job },
 	{ "rotation.master_key", rotation_master_interval, rotation_master_job },
+	{ "rotation.upstreams", rotation_upstreams_interval, rotation_upstreams_job },
+	{ "webhook_secret.retire", webhook_secret_retire_interval, webhook_secret_retire_job },
 };
 
 enum { OPT_DEV = 256, OPT_STATE, OPT_LISTEN, OPT_CHECK, OPT_DUMP, OPT_ROUTES, OPT_VERSION };

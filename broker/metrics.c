@@ -15,6 +15,7 @@
 #include "tokencache.h"
 #include "auditlog.h"
 #include "gateway.h"
+#include "rotation.h"
 
 #define NSTATUS 500
 static const uint64_t bucket_us[] = { 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
@@ -128,6 +129,8 @@ tsr_rc metrics_render(struct broker *b, struct buf *out)
 	P("tessera_db_pool_connections{state=\"in_use\"} %d\n", used);
 	P("tessera_db_pool_connections{state=\"size\"} %d\n", db_pool_size(b->pool));
 	if ((rc = gateway_metrics_render(b, out)) != TSR_OK)
+		return rc;
+	if ((rc = rotation_metrics_render(b, out)) != TSR_OK)
 		return rc;
 #undef P
 	return rc;

@@ -8,13 +8,23 @@
 #include <time.h>
 
 #include "policy.h"
+#include "model_access.h"
+#include "../db/credential.h"
 #include "../db/policy.h"
 #include "../lib/log.h"
 
 #define CLASS_TTL_NS (5LL * 1000000000LL)
 #define CLASS_SLOTS 4096
+#define GROUP_TTL_NS (5LL * 1000000000LL)
+#define GROUP_SLOTS 4096
 #define RATE_MAX_USERS 100000
 #define RATE_BUCKETS 8192
+#define RATE_SLICE_DIV 10                       /* a lease is at most limit/10 requests */
+#define RATE_DB_BACKOFF_NS (5LL * 1000000000LL) /* after a failed lease, the local bucket for 5 s */
+#define RATE_PRUNE_NS (120LL * 1000000000LL)
+
+_Static_assert(MA_ROLE_ADMIN == ROLE_ADMIN && MA_ROLE_SECURITY == ROLE_SECURITY && MA_ROLE_DEVELOPER == ROLE_DEVELOPER,
+	       "model_access role bits follow enum role_bits");
 
 struct class_rule {
 	char cls[64];
@@ -36,10 +46,26 @@ struct class_slot {
 	char classes[256];
 };
 
+struct group_slot {
+	int64_t user_id;
+	int64_t fetched_ns;
+	uint64_t mask; /* membership of model_access_group_names() */
+};
+
+/*
+ * A user's rate state on this replica: the lease of the current cluster
+ * window (left requests until window_end_ns), and the local token bucket
+ * used only while Postgres cannot be reached.
+ */
 struct rate_entry {
 	struct rate_entry *next;
 	int64_t user_id;
-	double tokens;
+	int64_t window_start; /* Unix seconds, as Postgres keyed it */
+	int64_t window_end_ns; /* monotonic */
+	int64_t left;         /* leased and not yet used */
+	int64_t leased;       /* leased by this replica in this window (the next slice grows with it) */
+	bool spent;           /* the window's allowance is gone: 429 until window_end_ns */
+	double tokens;        /* the fallback bucket */
 	int64_t last_ns;
 };
 
@@ -52,9 +78,14 @@ struct policy {
 	int n_acts;
 	pthread_mutex_t class_mu;
 	struct class_slot *slots;
+	struct model_access *models;
+	pthread_mutex_t group_mu;
+	struct group_slot *groups;
 	pthread_mutex_t rate_mu;
 	struct rate_entry *buckets[RATE_BUCKETS];
 	int n_rate;
+	int64_t rate_db_down_until_ns; /* rate_mu */
+	int64_t rate_pruned_ns;        /* rate_mu */
 };
 
 static int64_t now_ns(void)
@@ -111,12 +142,19 @@ tsr_rc policy_new(struct broker *b, const struct scanner *s, struct policy **out
 	p->s = s;
 	pthread_mutex_init(&p->class_mu, NULL);
 	pthread_mutex_init(&p->rate_mu, NULL);
+	pthread_mutex_init(&p->group_mu, NULL);
 	p->slots = calloc(CLASS_SLOTS, sizeof(*p->slots));
+	p->groups = calloc(GROUP_SLOTS, sizeof(*p->groups));
 	p->rules = calloc(cfg->policy.classified_upstreams.n + 1, sizeof(*p->rules));
 	p->acts = calloc(cfg->policy.scanner_action.n + 1, sizeof(*p->acts));
-	if (!p->slots || !p->rules || !p->acts) {
+	if (!p->slots || !p->groups || !p->rules || !p->acts) {
 		policy_free(p);
 		return TSR_INTERNAL;
+	}
+	tsr_rc mrc = model_access_new(&cfg->policy.model_access, &p->models, err, errlen);
+	if (mrc != TSR_OK) {
+		policy_free(p);
+		return mrc;
 	}
 	/* classification:attr|attr */
 	for (size_t i = 0; i < cfg->policy.classified_upstreams.n; i++) {
@@ -210,6 +248,9 @@ void policy_free(struct policy *p)
 	free(p->rules);
 	free(p->acts);
 	free(p->slots);
+	free(p->groups);
+	model_access_free(p->models);
+	pthread_mutex_destroy(&p->group_mu);
 	pthread_mutex_destroy(&p->class_mu);
 	pthread_mutex_destroy(&p->rate_mu);
 	free(p);
@@ -341,53 +382,197 @@ void policy_scan_actions(const struct policy *p, const char *classes, enum scan_
 		act[r] = ACT_OFF;
 }
 
+/* ---------- model access ---------- */
+
+/* user_id's membership of the groups model_access names, from the 5 s cache or Postgres. */
+static tsr_rc user_groups(struct policy *p, int64_t user_id, uint64_t *mask)
+{
+	struct group_slot *sl = &p->groups[(uint64_t)user_id % GROUP_SLOTS];
+	int64_t t = now_ns();
+	pthread_mutex_lock(&p->group_mu);
+	if (sl->user_id == user_id && t - sl->fetched_ns < GROUP_TTL_NS) {
+		*mask = sl->mask;
+		pthread_mutex_unlock(&p->group_mu);
+		return TSR_OK;
+	}
+	pthread_mutex_unlock(&p->group_mu);
+	size_t n;
+	const char *const *names = model_access_group_names(p->models, &n);
+	struct db_conn *c;
+	tsr_rc rc = db_acquire(p->b->pool, 1000, &c);
+	if (rc != TSR_OK)
+		return rc;
+	rc = db_user_group_mask(c, user_id, names, n, mask);
+	db_release(p->b->pool, c);
+	if (rc != TSR_OK)
+		return rc;
+	pthread_mutex_lock(&p->group_mu);
+	sl->user_id = user_id;
+	sl->fetched_ns = t;
+	sl->mask = *mask;
+	pthread_mutex_unlock(&p->group_mu);
+	return TSR_OK;
+}
+
+tsr_rc policy_model_ok(struct policy *p, const char *model, int64_t user_id, unsigned roles, char *why, size_t whylen)
+{
+	if (model_access_empty(p->models))
+		return TSR_OK;
+	int rule;
+	enum ma_verdict v = model_access_check(p->models, model, roles, NULL, &rule);
+	if (v == MA_NEED_GROUPS) {
+		uint64_t mask;
+		tsr_rc rc = user_groups(p, user_id, &mask);
+		if (rc != TSR_OK) {
+			snprintf(why, whylen, "policy model_access: group membership unavailable: database unreachable");
+			return TSR_UNAVAILABLE;
+		}
+		v = model_access_check(p->models, model, roles, &mask, &rule);
+	}
+	if (v == MA_ALLOW)
+		return TSR_OK;
+	model_access_why(p->models, rule, model, why, whylen);
+	return TSR_DENIED;
+}
+
 /* ---------- rate and budget ---------- */
+
+/* The per-replica token bucket of e, used while Postgres cannot be reached. rate_mu held. */
+static tsr_rc local_bucket(struct rate_entry *e, int64_t limit, int64_t t, int *retry_after)
+{
+	double per_ns = (double)limit / 60e9;
+	if (e->last_ns == 0) {
+		e->tokens = (double)limit;
+		e->last_ns = t;
+	}
+	e->tokens += (double)(t - e->last_ns) * per_ns;
+	if (e->tokens > (double)limit)
+		e->tokens = (double)limit;
+	e->last_ns = t;
+	if (e->tokens >= 1.0) {
+		e->tokens -= 1.0;
+		return TSR_OK;
+	}
+	*retry_after = (int)((1.0 - e->tokens) / (per_ns * 1e9)) + 1;
+	return TSR_RATE_LIMITED;
+}
+
+/* user_id's entry, created when missing; NULL when out of memory. rate_mu held. */
+static struct rate_entry *rate_entry(struct policy *p, int64_t user_id)
+{
+	unsigned k = (unsigned)((uint64_t)user_id * 0x9E3779B97F4A7C15ULL >> 51) % RATE_BUCKETS;
+	struct rate_entry *e = p->buckets[k];
+	while (e && e->user_id != user_id)
+		e = e->next;
+	if (e)
+		return e;
+	if (p->n_rate >= RATE_MAX_USERS) {
+		/* rare: forget every user wholesale (leases left unused are lost: the limit still holds) */
+		for (int i = 0; i < RATE_BUCKETS; i++)
+			while (p->buckets[i]) {
+				struct rate_entry *x = p->buckets[i];
+				p->buckets[i] = x->next;
+				free(x);
+			}
+		p->n_rate = 0;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->user_id = user_id;
+	e->next = p->buckets[k];
+	p->buckets[k] = e;
+	p->n_rate++;
+	return e;
+}
+
+static int secs_until(int64_t end_ns, int64_t t)
+{
+	int64_t left = end_ns - t;
+	int s = (int)((left + 999999999LL) / 1000000000LL);
+	return s < 1 ? 1 : s;
+}
 
 tsr_rc policy_rate(struct policy *p, int64_t user_id, int *retry_after)
 {
 	int64_t limit = p->b->cfg->gateway.rate_limit;
 	if (limit <= 0)
 		return TSR_OK;
-	double per_ns = (double)limit / 60e9;
 	int64_t t = now_ns();
-	unsigned k = (unsigned)((uint64_t)user_id * 0x9E3779B97F4A7C15ULL >> 51) % RATE_BUCKETS;
 	pthread_mutex_lock(&p->rate_mu);
-	struct rate_entry *e = p->buckets[k];
-	while (e && e->user_id != user_id)
-		e = e->next;
+	struct rate_entry *e = rate_entry(p, user_id);
 	if (!e) {
-		if (p->n_rate >= RATE_MAX_USERS) {
-			/* rare: forget idle users wholesale (they had full buckets anyway after a minute) */
-			for (int i = 0; i < RATE_BUCKETS; i++)
-				while (p->buckets[i]) {
-					struct rate_entry *x = p->buckets[i];
-					p->buckets[i] = x->next;
-					free(x);
-				}
-			p->n_rate = 0;
-		}
-		e = calloc(1, sizeof(*e));
-		if (!e) {
-			pthread_mutex_unlock(&p->rate_mu);
-			return TSR_OK; /* fail open on the rate limit only: budgets and audit still apply */
-		}
-		e->user_id = user_id;
-		e->tokens = (double)limit;
-		e->last_ns = t;
-		e->next = p->buckets[k];
-		p->buckets[k] = e;
-		p->n_rate++;
+		pthread_mutex_unlock(&p->rate_mu);
+		return TSR_OK; /* fail open on the rate limit only: budgets and audit still apply */
 	}
-	e->tokens += (double)(t - e->last_ns) * per_ns;
-	if (e->tokens > (double)limit)
-		e->tokens = (double)limit;
-	e->last_ns = t;
-	tsr_rc rc = TSR_OK;
-	if (e->tokens >= 1.0) {
-		e->tokens -= 1.0;
+	if (t >= e->window_end_ns) {
+		e->left = e->leased = 0;
+		e->spent = false;
+	}
+	if (e->left > 0) {
+		e->left--;
+		pthread_mutex_unlock(&p->rate_mu);
+		return TSR_OK;
+	}
+	if (e->spent) {
+		*retry_after = secs_until(e->window_end_ns, t);
+		pthread_mutex_unlock(&p->rate_mu);
+		return TSR_RATE_LIMITED;
+	}
+	if (t < p->rate_db_down_until_ns) {
+		tsr_rc rc = local_bucket(e, limit, t, retry_after);
+		pthread_mutex_unlock(&p->rate_mu);
+		return rc;
+	}
+	/* a new lease: small at first, growing with what this replica used in the window */
+	int64_t cap = limit / RATE_SLICE_DIV > 1 ? limit / RATE_SLICE_DIV : 1;
+	int want = (int)(e->leased < 1 ? 1 : e->leased < cap ? e->leased : cap);
+	bool prune = t - p->rate_pruned_ns > RATE_PRUNE_NS;
+	if (prune)
+		p->rate_pruned_ns = t;
+	pthread_mutex_unlock(&p->rate_mu);
+
+	struct db_conn *c;
+	int granted = 0;
+	int64_t wstart = 0, left_ms = 0;
+	tsr_rc rc = db_acquire(p->b->pool, 1000, &c);
+	if (rc == TSR_OK) {
+		rc = db_rate_lease(c, user_id, want, limit, &granted, &wstart, &left_ms);
+		if (rc == TSR_OK && prune && db_rate_prune(c) != TSR_OK)
+			log_warn("rate_prune_failed", "table=rate_windows");
+		db_release(p->b->pool, c);
+	}
+	int64_t t2 = now_ns();
+	pthread_mutex_lock(&p->rate_mu);
+	e = rate_entry(p, user_id); /* the lock was dropped: it may have been forgotten */
+	if (!e) {
+		pthread_mutex_unlock(&p->rate_mu);
+		return TSR_OK;
+	}
+	if (rc != TSR_OK) {
+		/* Postgres unreachable: the per-replica bucket for a while (tessera.conf(5)) */
+		if (t2 >= p->rate_db_down_until_ns)
+			log_warn("rate_lease_unavailable", "user_id=%lld fallback=local_bucket", (long long)user_id);
+		p->rate_db_down_until_ns = t2 + RATE_DB_BACKOFF_NS;
+		rc = local_bucket(e, limit, t2, retry_after);
+		pthread_mutex_unlock(&p->rate_mu);
+		return rc;
+	}
+	if (wstart != e->window_start || t2 >= e->window_end_ns) {
+		e->window_start = wstart;
+		e->left = e->leased = 0;
+		e->spent = false;
+	}
+	e->window_end_ns = t2 + left_ms * 1000000LL;
+	e->left += granted;
+	e->leased += granted;
+	if (granted == 0)
+		e->spent = true;
+	if (e->left > 0) {
+		e->left--;
+		rc = TSR_OK;
 	} else {
-		double wait_s = (1.0 - e->tokens) / (per_ns * 1e9);
-		*retry_after = (int)wait_s + 1;
+		*retry_after = secs_until(e->window_end_ns, t2);
 		rc = TSR_RATE_LIMITED;
 	}
 	pthread_mutex_unlock(&p->rate_mu);

@@ -17,11 +17,23 @@
  *                         strictest. Defaults: secrets block everywhere, phi
  *                         rules block in phi repositories and pci rules in pci
  *                         repositories, and are logged elsewhere;
- *   rate_limit            requests per minute per user (token bucket, per replica);
+ *   model_access          "MODEL_GLOB:role|group|any|none" — which roles and
+ *                         groups may use which models (model_access.h);
+ *                         models no entry matches are allowed;
+ *   rate_limit            requests per minute per user across all replicas:
+ *                         fixed UTC-minute windows in Postgres (rate_windows),
+ *                         from which each replica leases slices (1, 2, 4 … up
+ *                         to limit/10 requests) and serves requests locally,
+ *                         so only one request per slice waits for Postgres.
+ *                         A spent window is 429 with Retry-After to its end.
+ *                         While Postgres is unreachable each replica falls
+ *                         back to a local token bucket of rate_limit (the
+ *                         limit then holds per replica; retried after 5 s);
  *   daily_token_budget    tokens per user per UTC day (usage_counters, all replicas).
- * Repository classifications are read from Postgres and cached for 5 s.
- * Thread-safe: compiled rules are immutable; the cache and the rate buckets
- * have their own mutexes (leaf locks).
+ * Repository classifications and users' membership of the groups
+ * model_access names are read from Postgres and cached for 5 s.
+ * Thread-safe: compiled rules are immutable; the caches and the rate state
+ * have their own mutexes (leaf locks, never held across a Postgres call).
  */
 #ifndef TSR_POLICY_H
 #define TSR_POLICY_H
@@ -50,6 +62,14 @@ tsr_rc policy_upstream_ok(const struct policy *p, const char *classes, const str
 /* The action of every scanner rule for a repository with classes (act[rule], SCAN_MAX_RULES entries). */
 void policy_scan_actions(const struct policy *p, const char *classes, enum scan_action *act);
 const char *policy_action_name(enum scan_action a);
+
+/*
+ * May a user with role bits roles (enum role_bits) use model under
+ * model_access? TSR_DENIED with why naming the entry; TSR_UNAVAILABLE when
+ * the user's groups had to be read and Postgres could not be reached.
+ */
+tsr_rc policy_model_ok(struct policy *p, const char *model, int64_t user_id, unsigned roles, char *why,
+		       size_t whylen) TSR_WUR;
 
 /* Count a request of user_id against rate_limit; TSR_RATE_LIMITED with *retry_after (s) when over. */
 tsr_rc policy_rate(struct policy *p, int64_t user_id, int *retry_after) TSR_WUR;

@@ -82,10 +82,20 @@ static tsr_rc h_rotate_upstream(struct http_req *r)
 	json_t *jk = json_object_get(body, "key");
 	if (!jk) {
 		json_decref(body);
+		rc = rotation_request_now(r, name);
+		if (rc == TSR_OK)
+			return TSR_OK;
+		if (rc == TSR_NOT_FOUND) {
+			audit_failure(r, name, "no such upstream");
+			return http_reply_error(r, TSR_NOT_FOUND, "no upstream %s", name);
+		}
+		if (rc != TSR_CONFLICT)
+			return rc;
 		audit_failure(r, name, "no key supplied and no provider admin API configured");
 		return http_reply_error(r, TSR_CONFLICT,
-					"upstream %s has no provider admin API configured: supply the new key "
-					"(tessera rotate upstream %s --key-file FILE)", name, name);
+					"upstream %s has no provider admin API configured ([upstream.%s] provider): "
+					"supply the new key with tessera rotate upstream %s --key-file FILE",
+					name, name, name);
 	}
 	const char *key = json_string_value(jk);
 	if (!key || !key_ok(key, json_string_length(jk))) {
@@ -181,7 +191,7 @@ out:
 int64_t rotation_retire_interval(const struct config *cfg)
 {
 	(void)cfg;
-	return 10;
+	return 5;
 }
 
 tsr_rc rotation_retire_job(struct broker *b, const char *arg)
@@ -220,6 +230,8 @@ tsr_rc rotation_retire_job(struct broker *b, const char *arg)
 		log_info("upstream_key_retired", "upstream=%s version=%d fingerprint=%s", v[i].upstream, v[i].version,
 			 v[i].fingerprint);
 	free(v);
+	if (rc == TSR_OK)
+		rotation_delete_retired_at_provider(b);
 	return rc;
 }
 

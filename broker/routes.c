@@ -25,6 +25,7 @@
 #include "gateway.h"
 #include "admin_upstreams.h"
 #include "rotation.h"
+#include "webhook_secret.h"
 #include "auditlog.h"
 #include "../db/migrate.h"
 #include "../lib/log.h"
@@ -109,6 +110,8 @@ const struct route_table *const route_tables[] = {
 	&admin_scim_routes,
 	&gateway_routes,
 	&rotation_routes,
+	&rotation_auto_routes,
 	&admin_upstreams_routes,
+	&webhook_secret_routes,
 	NULL,
 };

@@ -23,6 +23,7 @@
 
 #include "scim_int.h"
 #include "scim_patch.h"
+#include "tokencache.h"
 #include "../db/offboard.h"
 #include "../db/roles.h"
 #include "../lib/log.h"
@@ -422,7 +423,14 @@ static tsr_rc write_user(struct http_req *r, struct db_conn *c, const struct sci
 		scim_audit_refusal(r, action, cur->user_name);
 		return TSR_OK;
 	}
-	rc = finish(r, c, TSR_OK, 200, &stored, false);
+	rc = scim_end(r, c, TSR_OK);
+	if (rc != TSR_OK) {
+		rc = scim_fail_rc(r, rc, "User");
+	} else {
+		if (has_active && !active)
+			tokencache_evict_user(r->b->tokens, cur->id);
+		rc = reply_user(r, 200, &stored, false);
+	}
 	scim_user_free(&stored);
 	return rc;
 }
@@ -568,6 +576,7 @@ static tsr_rc delete_user(struct http_req *r, const char *id)
 		scim_fail_rc(r, rc, "User");
 		scim_audit_refusal(r, "scim.user.delete", cur.user_name);
 	} else {
+		tokencache_evict_user(r->b->tokens, cur.id);
 		r->status = 204;
 		r->content_type = SCIM_CT;
 	}

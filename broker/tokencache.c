@@ -111,6 +111,24 @@ void tokencache_flush(struct tokencache *tc)
 	pthread_mutex_unlock(&tc->mu);
 }
 
+void tokencache_evict_user(struct tokencache *tc, int64_t user_id)
+{
+	if (!tc)
+		return;
+	pthread_mutex_lock(&tc->mu);
+	evict_where(tc, match_user, user_id);
+	pthread_mutex_unlock(&tc->mu);
+}
+
+void tokencache_evict_cred(struct tokencache *tc, int64_t cred_id)
+{
+	if (!tc)
+		return;
+	pthread_mutex_lock(&tc->mu);
+	evict_where(tc, match_cred, cred_id);
+	pthread_mutex_unlock(&tc->mu);
+}
+
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	struct tokencache *tc = arg;

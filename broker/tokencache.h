@@ -35,6 +35,15 @@ tsr_rc tokencache_check(struct tokencache *tc, const uint8_t hash[32], struct pr
 
 /* Drop every cached entry (tests, SIGHUP). */
 void tokencache_flush(struct tokencache *tc);
+/*
+ * Drop the entries of one user / one credential (session or access token).
+ * The replica that committed a revocation or an offboarding calls this
+ * before it answers, so "revoked" holds here at once even if its own
+ * notification is still on its way; other replicas rely on the NOTIFY.
+ * NULL tc is a no-op.
+ */
+void tokencache_evict_user(struct tokencache *tc, int64_t user_id);
+void tokencache_evict_cred(struct tokencache *tc, int64_t cred_id);
 
 /* For /metrics. */
 int tokencache_size(struct tokencache *tc);

@@ -12,7 +12,17 @@
 #include "../lib/crypto.h"
 #include "../lib/log.h"
 
-#define KEY_REFRESH_NS (30LL * 1000000000LL)
+/*
+ * How often the active key is re-read: half the grace period, between 1 and
+ * 30 s, so every replica has switched to a new key well before the old one
+ * is retired (and, for provider keys, deleted at the provider).
+ */
+static int64_t key_refresh_ns(const struct upstream *u)
+{
+	int64_t s = u->cfg->grace_period / 2;
+	s = s < 1 ? 1 : s > 30 ? 30 : s;
+	return s * 1000000000LL;
+}
 #define TOUCH_NS (60LL * 1000000000LL)
 
 static int64_t now_ns(void)
@@ -231,9 +241,9 @@ tsr_rc upstream_auth_header(struct upstreams *ups, struct upstream *u, char *hdr
 	hdr[0] = '\0';
 	*key_id = 0;
 	pthread_mutex_lock(&u->mu);
-	if (now_ns() - u->key_fetched_ns > KEY_REFRESH_NS) {
+	if (now_ns() - u->key_fetched_ns > key_refresh_ns(u)) {
 		struct db_conn *c;
-		u->key_fetched_ns = now_ns(); /* one refresher at a time; failures retry in 30 s */
+		u->key_fetched_ns = now_ns(); /* one refresher at a time; failures retry at the next interval */
 		if (db_acquire(ups->b->pool, 200, &c) == TSR_OK) {
 			if (load_key(c, u) != TSR_OK)
 				log_warn("upstream_key_refresh_failed", "upstream=%s", u->name);
@@ -304,7 +314,7 @@ void upstreams_refresh(struct upstreams *ups, int64_t upstream_id)
 		if (u->id != upstream_id)
 			continue;
 		pthread_mutex_lock(&u->mu);
-		u->key_fetched_ns = now_ns() - KEY_REFRESH_NS - 1;
+		u->key_fetched_ns = now_ns() - key_refresh_ns(u) - 1;
 		pthread_mutex_unlock(&u->mu);
 	}
 }

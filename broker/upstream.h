@@ -8,7 +8,8 @@
  * producing the credential header for one request. The plaintext key
  * exists only inside upstream_auth_header(): opened from the envelope,
  * formatted into the caller's buffer, wiped. The active key is re-read from
- * Postgres at most every 30 s (so a rotation on any replica is picked up);
+ * Postgres every grace_period / 2 (1 to 30 s), so a rotation on any replica
+ * is picked up before the old key is retired;
  * if Postgres is unreachable the envelope already held keeps serving.
  * What it does not own: choosing an upstream (policy.c) or talking HTTP
  * (upstream_client.c).
@@ -77,7 +78,7 @@ void upstream_key_fingerprint(const char *key, char out[33]);
 /*
  * Forget the cached key envelope of the upstream with row id upstream_id, so
  * the next request re-reads the active key (after a rotation on this
- * replica; other replicas pick it up within 30 s). No-op for ups NULL.
+ * replica; other replicas pick it up within grace_period / 2, at most 30 s). No-op for ups NULL.
  */
 void upstreams_refresh(struct upstreams *ups, int64_t upstream_id);
 

@@ -132,52 +132,111 @@ static void canon_free(struct canon *k)
 	free(k->json_detail);
 }
 
+tsr_rc audit_event_check(const struct audit_event *e)
+{
+	struct canon k;
+	tsr_rc rc = canon_fill(&k, e, 1);
+	if (rc == TSR_OK)
+		canon_free(&k);
+	return rc;
+}
+
+/*
+ * Read the results of `count` pipelined queries, then the sync marker.
+ * Returns the first failure; the result of query number `keep` (if >= 0
+ * and successful) is handed to *kept instead of being cleared.
+ */
+static tsr_rc pipe_results(struct db_conn *c, int count, int keep, PGresult **kept)
+{
+	tsr_rc rc = TSR_OK;
+	for (int i = 0; i < count; i++) {
+		PGresult *res = PQgetResult(c->pg);
+		if (!res) {
+			rc = TSR_UNAVAILABLE;
+			break;
+		}
+		ExecStatusType st = PQresultStatus(res);
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == TSR_OK) {
+			rc = db_result_rc(res, c->pg);
+			if (rc == TSR_OK)
+				rc = TSR_INTERNAL;
+			const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+			log_error("audit_append_failed", "error=\"%s\"", m ? m : "pipeline aborted");
+		}
+		if (i == keep && kept && rc == TSR_OK)
+			*kept = res;
+		else
+			PQclear(res);
+		PGresult *sep = PQgetResult(c->pg); /* NULL between queries */
+		PQclear(sep);
+	}
+	for (;;) {
+		PGresult *res = PQgetResult(c->pg);
+		if (!res)
+			break;
+		bool sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+		PQclear(res);
+		if (sync)
+			break;
+	}
+	return rc;
+}
+
+/*
+ * Two round trips per batch when c is idle: [BEGIN, lock the head] and
+ * [INSERT each record, move the head, COMMIT], each one pipeline. Inside
+ * the caller's transaction the same without BEGIN and COMMIT.
+ */
 tsr_rc db_audit_append(struct db_conn *c, const struct audit_event *ev, int n)
 {
 	if (n <= 0)
 		return TSR_OK;
 	bool own_tx = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
-	tsr_rc rc = TSR_OK;
-	if (own_tx && (rc = db_simple(c, "BEGIN")) != TSR_OK)
+	tsr_rc rc = db_prepare(c, &S_HEAD_LOCK);
+	if (rc == TSR_OK)
+		rc = db_prepare(c, &S_INSERT);
+	if (rc == TSR_OK)
+		rc = db_prepare(c, &S_HEAD_MOVE);
+	if (rc != TSR_OK)
 		return rc;
-	PGresult *r = db_exec(c, &S_HEAD_LOCK, 0, NULL, &rc);
-	if (!r)
-		goto out;
-	if (PQntuples(r) != 1 || PQgetlength(r, 0, 1) != 64) {
-		log_error("audit_chain_head_missing", "rows=%d", PQntuples(r));
-		PQclear(r);
-		rc = TSR_INTERNAL;
-		goto out;
-	}
-	int64_t seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	uint8_t prev[32];
-	bool head_ok = crypto_unhex(PQgetvalue(r, 0, 1), prev, sizeof(prev));
-	PQclear(r);
-	if (!head_ok) {
-		rc = TSR_INTERNAL;
-		goto out;
-	}
-
-	/*
-	 * Compute every record's canonical fields and hash first, then send all
-	 * INSERTs and the head move in one pipeline: one round trip per batch.
-	 */
+	if (PQenterPipelineMode(c->pg) != 1)
+		return TSR_UNAVAILABLE;
 	struct row {
 		struct canon k;
 		char prev_hex[65], hash_hex[65], at[40];
 		const char *p[AUF_NFIELDS + 3];
 	};
-	struct row *rows = calloc((size_t)n, sizeof(*rows));
+	struct row *rows = NULL;
+	int filled = 0;
+	PGresult *r = NULL;
+	bool sent = (!own_tx || PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1) &&
+		    PQsendQueryPrepared(c->pg, S_HEAD_LOCK.name, 0, NULL, NULL, NULL, 0) == 1 && PQpipelineSync(c->pg) == 1;
+	rc = sent ? pipe_results(c, own_tx ? 2 : 1, own_tx ? 1 : 0, &r) : TSR_UNAVAILABLE;
+	if (rc != TSR_OK)
+		goto out;
+	if (!r || PQntuples(r) != 1 || PQgetlength(r, 0, 1) != 64) {
+		log_error("audit_chain_head_missing", "rows=%d", r ? PQntuples(r) : -1);
+		rc = TSR_INTERNAL;
+		goto out;
+	}
+	int64_t seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	uint8_t prev[32];
+	if (!crypto_unhex(PQgetvalue(r, 0, 1), prev, sizeof(prev))) {
+		rc = TSR_INTERNAL;
+		goto out;
+	}
+
+	/* every record's canonical fields and hash first, then one pipeline */
+	rows = calloc((size_t)n, sizeof(*rows));
 	if (!rows) {
 		rc = TSR_INTERNAL;
 		goto out;
 	}
-	int filled = 0;
 	for (int i = 0; i < n; i++, filled++) {
 		struct row *w = &rows[i];
 		if ((rc = canon_fill(&w->k, &ev[i], ++seq)) != TSR_OK) {
 			log_error("audit_event_invalid", "action=%s", ev[i].action ? ev[i].action : "-");
-			break;
+			goto out;
 		}
 		uint8_t h[32];
 		audit_canon_hash(w->k.f, prev, h);
@@ -195,61 +254,30 @@ tsr_rc db_audit_append(struct db_conn *c, const struct audit_event *ev, int n)
 		w->p[AUF_NFIELDS + 2] = w->at;
 		memcpy(prev, h, 32);
 	}
-	if (rc == TSR_OK)
-		rc = db_prepare(c, &S_INSERT);
-	if (rc == TSR_OK)
-		rc = db_prepare(c, &S_HEAD_MOVE);
-	if (rc == TSR_OK) {
-		char seqs[24];
-		snprintf(seqs, sizeof(seqs), "%" PRId64, seq);
-		const char *hp[] = { seqs, rows[n - 1].hash_hex };
-		bool sent = PQenterPipelineMode(c->pg) == 1;
-		for (int i = 0; i < n && sent; i++)
-			sent = PQsendQueryPrepared(c->pg, S_INSERT.name, AUF_NFIELDS + 3, rows[i].p, NULL, NULL, 0) == 1;
-		if (sent)
-			sent = PQsendQueryPrepared(c->pg, S_HEAD_MOVE.name, 2, hp, NULL, NULL, 0) == 1;
-		if (sent)
-			sent = PQpipelineSync(c->pg) == 1;
-		rc = sent ? TSR_OK : TSR_UNAVAILABLE;
-		/* read n + 1 results, each followed by NULL, then the sync marker */
-		for (int i = 0; sent && i < n + 1; i++) {
-			PGresult *res = PQgetResult(c->pg);
-			if (!res) {
-				rc = TSR_UNAVAILABLE;
-				break;
-			}
-			if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == TSR_OK) {
-				rc = db_result_rc(res, c->pg);
-				const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-				log_error("audit_append_failed", "error=\"%s\"", m ? m : "pipeline aborted");
-			}
-			PQclear(res);
-			PGresult *sep = PQgetResult(c->pg); /* NULL between queries */
-			PQclear(sep);
-		}
-		for (;;) {
-			PGresult *res = PQgetResult(c->pg);
-			if (!res)
-				break;
-			bool sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
-			PQclear(res);
-			if (sync)
-				break;
-		}
-		if (PQexitPipelineMode(c->pg) != 1 && rc == TSR_OK)
-			rc = TSR_INTERNAL;
-	}
+	char seqs[24];
+	snprintf(seqs, sizeof(seqs), "%" PRId64, seq);
+	const char *hp[] = { seqs, rows[n - 1].hash_hex };
+	sent = true;
+	for (int i = 0; i < n && sent; i++)
+		sent = PQsendQueryPrepared(c->pg, S_INSERT.name, AUF_NFIELDS + 3, rows[i].p, NULL, NULL, 0) == 1;
+	if (sent)
+		sent = PQsendQueryPrepared(c->pg, S_HEAD_MOVE.name, 2, hp, NULL, NULL, 0) == 1;
+	if (sent && own_tx)
+		sent = PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1;
+	if (sent)
+		sent = PQpipelineSync(c->pg) == 1;
+	rc = sent ? pipe_results(c, n + 1 + (own_tx ? 1 : 0), -1, NULL) : TSR_UNAVAILABLE;
+out:
+	PQclear(r);
 	for (int i = 0; i < filled; i++)
 		canon_free(&rows[i].k);
 	free(rows);
-out:
-	if (own_tx) {
-		if (rc == TSR_OK)
-			rc = db_simple(c, "COMMIT");
-		else if (PQstatus(c->pg) == CONNECTION_OK) {
-			tsr_rc ignored = db_simple(c, "ROLLBACK");
-			(void)ignored;
-		}
+	if (PQexitPipelineMode(c->pg) != 1 && rc == TSR_OK)
+		rc = TSR_INTERNAL;
+	/* a failed batch leaves our transaction open (aborted): end it */
+	if (own_tx && rc != TSR_OK && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+		tsr_rc ignored = db_simple(c, "ROLLBACK");
+		(void)ignored;
 	}
 	return rc;
 }

@@ -42,6 +42,9 @@ struct audit_event {
 /* Zero the event, stamp the time and a fresh event id, NULL the numbers. */
 tsr_rc audit_event_init(struct audit_event *e, const char *actor, const char *action, const char *outcome) TSR_WUR;
 
+/* Could e be appended (required fields present, JSON fields valid)? TSR_INVALID if not. */
+tsr_rc audit_event_check(const struct audit_event *e) TSR_WUR;
+
 /*
  * Append n events in order. Runs its own transaction when c is idle, or
  * joins the caller's open transaction (then the caller's COMMIT publishes

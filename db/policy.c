@@ -34,6 +34,31 @@ static const struct db_stmt S_SETTLE = { "policy_usage_settle", 4,
 	"  tokens_used = tokens_used + $3, bytes_out = bytes_out + $4, updated_at = now() "
 	" WHERE user_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date" };
 
+/* $1 user, $2 slice wanted, $3 limit */
+static const struct db_stmt S_RATE_LEASE = { "policy_rate_lease", 3,
+	"WITH lease AS ( "
+	"  INSERT INTO rate_windows AS w (user_id, window_start, used, last_grant) "
+	"  VALUES ($1, date_trunc('minute', now()), least($2::int, $3::int), least($2::int, $3::int)) "
+	"  ON CONFLICT (user_id, window_start) DO UPDATE "
+	"    SET last_grant = least($2::int, $3::int - w.used), used = w.used + least($2::int, $3::int - w.used) "
+	"    WHERE w.used < $3::int "
+	"  RETURNING last_grant) "
+	"SELECT coalesce((SELECT last_grant FROM lease), 0), "
+	"  extract(epoch FROM date_trunc('minute', now()))::bigint, "
+	"  ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()) * 1000)::bigint" };
+static const struct db_stmt S_RATE_PRUNE = { "policy_rate_prune", 0,
+	"DELETE FROM rate_windows WHERE window_start < now() - interval '5 minutes'" };
+/* $1 user, $2 group names: the 1-based positions of the groups the user is in (nested) */
+static const struct db_stmt S_GROUP_MASK = { "policy_user_group_mask", 2,
+	"WITH RECURSIVE closure(id) AS ( "
+	"    SELECT group_id FROM group_members WHERE member_user_id = $1 "
+	"  UNION "
+	"    SELECT gm.group_id FROM group_members gm JOIN closure c ON gm.member_group_id = c.id "
+	") "
+	"SELECT DISTINCT n.i FROM unnest($2::text[]) WITH ORDINALITY AS n(name, i) "
+	"  JOIN groups g ON lower(g.name) = lower(n.name) AND g.source IN ('ldap', 'scim', 'local') "
+	"  JOIN closure c ON c.id = g.id" };
+
 tsr_rc db_repo_classifications(struct db_conn *c, int64_t repo_id, char *out, size_t n)
 {
 	char id[24];
@@ -95,6 +120,64 @@ tsr_rc db_usage_settle(struct db_conn *c, int64_t user_id, int64_t reserved, int
 	PGresult *r = db_exec(c, &S_SETTLE, 4, p, &rc);
 	if (!r)
 		return rc;
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_rate_lease(struct db_conn *c, int64_t user_id, int want, int64_t limit, int *granted,
+		     int64_t *window_start, int64_t *left_ms)
+{
+	char u[24], w[24], l[24];
+	snprintf(u, sizeof(u), "%" PRId64, user_id);
+	snprintf(w, sizeof(w), "%d", want);
+	snprintf(l, sizeof(l), "%" PRId64, limit);
+	const char *p[] = { u, w, l };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_RATE_LEASE, 3, p, &rc);
+	if (!r)
+		return rc;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return TSR_INTERNAL;
+	}
+	*granted = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	*window_start = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	*left_ms = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_rate_prune(struct db_conn *c)
+{
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_RATE_PRUNE, 0, NULL, &rc);
+	if (!r)
+		return rc;
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_user_group_mask(struct db_conn *c, int64_t user_id, const char *const *names, size_t n, uint64_t *mask)
+{
+	if (n > 64)
+		return TSR_INVALID;
+	*mask = 0;
+	char u[24];
+	snprintf(u, sizeof(u), "%" PRId64, user_id);
+	char *arr = db_text_array(names, n);
+	if (!arr)
+		return TSR_INTERNAL;
+	const char *p[] = { u, arr };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_GROUP_MASK, 2, p, &rc);
+	free(arr);
+	if (!r)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++) {
+		long pos = strtol(PQgetvalue(r, i, 0), NULL, 10);
+		if (pos >= 1 && pos <= 64)
+			*mask |= 1ULL << (pos - 1);
+	}
 	PQclear(r);
 	return TSR_OK;
 }

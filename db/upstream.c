@@ -340,3 +340,297 @@ tsr_rc db_upstream_keys_retire_due(struct db_conn *c, struct upstream_key_retire
 	PQclear(r);
 	return TSR_OK;
 }
+
+/* ---------- automatic rotation (migrations/0007) ---------- */
+
+#define TSU(col) "coalesce(to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')"
+
+static const struct db_stmt S_ROT_CANDIDATES = { "rotation_candidates", 0,
+	"SELECT u.id, u.name, k.id IS NOT NULL, coalesce(k.version, 0), "
+	"       coalesce(extract(epoch FROM now() - k.activated_at)::bigint, 0), "
+	"       coalesce(k.activated_at + u.rotation_period <= now(), false), r.requested_at IS NOT NULL, "
+	"       coalesce(r.requested_by, ''), coalesce(r.failures, 0), coalesce(r.next_attempt_at <= now(), true), "
+	"       coalesce(r.reminded_at > now() - interval '1 hour', false) "
+	"  FROM upstreams u "
+	"  LEFT JOIN upstream_keys k ON k.upstream_id = u.id AND k.state = 'active' "
+	"  LEFT JOIN upstream_rotation r ON r.upstream_id = u.id "
+	" WHERE u.removed_at IS NULL ORDER BY u.name" };
+static const struct db_stmt S_ROT_REQUEST = { "rotation_request", 2,
+	"INSERT INTO upstream_rotation (upstream_id, requested_at, requested_by) VALUES ($1, clock_timestamp(), $2) "
+	"ON CONFLICT (upstream_id) DO UPDATE SET requested_at = EXCLUDED.requested_at, "
+	"  requested_by = EXCLUDED.requested_by, next_attempt_at = NULL "
+	"RETURNING " TSU("requested_at") };
+static const struct db_stmt S_ROT_SUCCESS = { "rotation_succeeded", 3,
+	"INSERT INTO upstream_rotation (upstream_id, last_attempt_at, last_outcome, last_version, last_fingerprint, "
+	"  last_success_at) VALUES ($1, clock_timestamp(), 'success', $2, $3, clock_timestamp()) "
+	"ON CONFLICT (upstream_id) DO UPDATE SET requested_at = NULL, requested_by = NULL, failures = 0, "
+	"  next_attempt_at = NULL, last_attempt_at = EXCLUDED.last_attempt_at, last_outcome = 'success', "
+	"  last_error = NULL, last_version = EXCLUDED.last_version, last_fingerprint = EXCLUDED.last_fingerprint, "
+	"  last_success_at = EXCLUDED.last_success_at" };
+static const struct db_stmt S_ROT_FAILED = { "rotation_failed", 4,
+	"INSERT INTO upstream_rotation (upstream_id, failures, failures_total, next_attempt_at, last_attempt_at, "
+	"  last_outcome, last_error) "
+	"VALUES ($1, 1, 1, now() + make_interval(secs => least($3::double precision, $4::double precision)), "
+	"  clock_timestamp(), 'failure', $2) "
+	"ON CONFLICT (upstream_id) DO UPDATE SET failures = upstream_rotation.failures + 1, "
+	"  failures_total = upstream_rotation.failures_total + 1, "
+	"  next_attempt_at = now() + make_interval(secs => least($3::double precision * "
+	"    power(2, least(upstream_rotation.failures, 30)), $4::double precision)), "
+	"  last_attempt_at = EXCLUDED.last_attempt_at, last_outcome = 'failure', last_error = EXCLUDED.last_error "
+	"RETURNING failures, " TSU("next_attempt_at") };
+static const struct db_stmt S_ROT_COUNT_FAILURE = { "rotation_count_failure", 1,
+	"INSERT INTO upstream_rotation (upstream_id, failures_total) VALUES ($1, 1) "
+	"ON CONFLICT (upstream_id) DO UPDATE SET failures_total = upstream_rotation.failures_total + 1" };
+static const struct db_stmt S_ROT_REMINDED = { "rotation_reminded", 1,
+	"INSERT INTO upstream_rotation (upstream_id, reminded_at) VALUES ($1, now()) "
+	"ON CONFLICT (upstream_id) DO UPDATE SET reminded_at = now()" };
+static const struct db_stmt S_ROT_STATUS = { "rotation_status", 1,
+	"SELECT " TSU("r.requested_at") ", " TSU("r.last_attempt_at") ", coalesce(r.last_outcome, ''), "
+	"       coalesce(r.last_error, ''), coalesce(r.last_version, 0), coalesce(r.last_fingerprint, ''), "
+	"       coalesce(r.failures, 0), " TSU("r.next_attempt_at")
+	"  FROM upstreams u LEFT JOIN upstream_rotation r ON r.upstream_id = u.id "
+	" WHERE u.name = $1 AND u.removed_at IS NULL" };
+static const struct db_stmt S_ROT_METRICS = { "rotation_metrics", 0,
+	"SELECT u.name, coalesce(r.failures_total, 0), coalesce(extract(epoch FROM r.last_success_at)::bigint, 0), "
+	"       coalesce(k.activated_at + u.rotation_period <= now(), false) "
+	"  FROM upstreams u "
+	"  LEFT JOIN upstream_keys k ON k.upstream_id = u.id AND k.state = 'active' "
+	"  LEFT JOIN upstream_rotation r ON r.upstream_id = u.id "
+	" WHERE u.removed_at IS NULL ORDER BY u.name" };
+static const struct db_stmt S_KEY_PROVIDER_ID = { "upstream_key_set_provider_id", 2,
+	"UPDATE upstream_keys SET provider_key_id = $2 WHERE id = $1" };
+static const struct db_stmt S_KEYS_TO_DELETE = { "upstream_keys_to_delete", 0,
+	"SELECT k.id, u.id, u.name, k.version, coalesce(k.fingerprint, ''), k.provider_key_id, "
+	"       k.provider_delete_failures "
+	"  FROM upstream_keys k JOIN upstreams u ON u.id = k.upstream_id "
+	" WHERE k.origin = 'provider' AND k.provider_key_id IS NOT NULL AND k.provider_deleted_at IS NULL "
+	"   AND k.state IN ('retired', 'revoked') "
+	"   AND (k.provider_delete_next_at IS NULL OR k.provider_delete_next_at <= now()) "
+	" ORDER BY k.id LIMIT 100" };
+static const struct db_stmt S_KEY_PROVIDER_DELETED = { "upstream_key_provider_deleted", 1,
+	"UPDATE upstream_keys SET provider_deleted_at = now(), provider_delete_next_at = NULL WHERE id = $1" };
+static const struct db_stmt S_KEY_PROVIDER_DELETE_FAILED = { "upstream_key_provider_delete_failed", 3,
+	"UPDATE upstream_keys SET provider_delete_failures = provider_delete_failures + 1, "
+	"  provider_delete_next_at = now() + make_interval(secs => least($2::double precision * "
+	"    power(2, least(provider_delete_failures, 30)), $3::double precision)) "
+	" WHERE id = $1 RETURNING provider_delete_failures" };
+
+static void i64s(char out[24], int64_t v)
+{
+	snprintf(out, 24, "%" PRId64, v);
+}
+
+/* Run st and drop the result (statements without rows of interest). */
+static tsr_rc exec_only(struct db_conn *c, const struct db_stmt *st, int n, const char *const *p)
+{
+	tsr_rc rc;
+	PGresult *r = db_exec(c, st, n, p, &rc);
+	if (!r)
+		return rc;
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_rotation_candidates(struct db_conn *c, struct rotation_candidate **out, int *n)
+{
+	tsr_rc rc;
+	*out = NULL;
+	*n = 0;
+	PGresult *r = db_exec(c, &S_ROT_CANDIDATES, 0, NULL, &rc);
+	if (!r)
+		return rc;
+	int m = PQntuples(r);
+	*out = calloc(m ? (size_t)m : 1, sizeof(**out));
+	if (!*out) {
+		PQclear(r);
+		return TSR_INTERNAL;
+	}
+	for (int i = 0; i < m; i++) {
+		struct rotation_candidate *o = &(*out)[i];
+		o->upstream_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		copy(o->name, sizeof(o->name), PQgetvalue(r, i, 1));
+		o->has_key = PQgetvalue(r, i, 2)[0] == 't';
+		o->key_version = (int)strtol(PQgetvalue(r, i, 3), NULL, 10);
+		o->key_age_s = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+		o->due = PQgetvalue(r, i, 5)[0] == 't';
+		o->requested = PQgetvalue(r, i, 6)[0] == 't';
+		copy(o->requested_by, sizeof(o->requested_by), PQgetvalue(r, i, 7));
+		o->failures = (int)strtol(PQgetvalue(r, i, 8), NULL, 10);
+		o->may_attempt = PQgetvalue(r, i, 9)[0] == 't';
+		o->reminded_recently = PQgetvalue(r, i, 10)[0] == 't';
+	}
+	*n = m;
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_rotation_request(struct db_conn *c, int64_t upstream_id, const char *by, char *requested_at, size_t ralen)
+{
+	char id[24];
+	i64s(id, upstream_id);
+	const char *p[] = { id, by };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_ROT_REQUEST, 2, p, &rc);
+	if (!r)
+		return rc;
+	copy(requested_at, ralen, PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_rotation_succeeded(struct db_conn *c, int64_t upstream_id, int version, const char *fingerprint)
+{
+	char id[24], ver[16];
+	i64s(id, upstream_id);
+	snprintf(ver, sizeof(ver), "%d", version);
+	const char *p[] = { id, ver, fingerprint };
+	return exec_only(c, &S_ROT_SUCCESS, 3, p);
+}
+
+tsr_rc db_rotation_failed(struct db_conn *c, int64_t upstream_id, const char *error, int base_s, int max_s,
+			  int *failures, char *next_attempt_at, size_t nalen)
+{
+	char id[24], b[16], m[16];
+	i64s(id, upstream_id);
+	snprintf(b, sizeof(b), "%d", base_s);
+	snprintf(m, sizeof(m), "%d", max_s);
+	const char *p[] = { id, error, b, m };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_ROT_FAILED, 4, p, &rc);
+	if (!r)
+		return rc;
+	if (failures)
+		*failures = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	if (next_attempt_at)
+		copy(next_attempt_at, nalen, PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_rotation_count_failure(struct db_conn *c, int64_t upstream_id)
+{
+	char id[24];
+	i64s(id, upstream_id);
+	const char *p[] = { id };
+	return exec_only(c, &S_ROT_COUNT_FAILURE, 1, p);
+}
+
+tsr_rc db_rotation_reminded(struct db_conn *c, int64_t upstream_id)
+{
+	char id[24];
+	i64s(id, upstream_id);
+	const char *p[] = { id };
+	return exec_only(c, &S_ROT_REMINDED, 1, p);
+}
+
+tsr_rc db_rotation_status(struct db_conn *c, const char *name, struct rotation_status *out)
+{
+	const char *p[] = { name };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_ROT_STATUS, 1, p, &rc);
+	if (!r)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return TSR_NOT_FOUND;
+	}
+	copy(out->requested_at, sizeof(out->requested_at), PQgetvalue(r, 0, 0));
+	copy(out->last_attempt_at, sizeof(out->last_attempt_at), PQgetvalue(r, 0, 1));
+	copy(out->last_outcome, sizeof(out->last_outcome), PQgetvalue(r, 0, 2));
+	copy(out->last_error, sizeof(out->last_error), PQgetvalue(r, 0, 3));
+	out->last_version = (int)strtol(PQgetvalue(r, 0, 4), NULL, 10);
+	copy(out->last_fingerprint, sizeof(out->last_fingerprint), PQgetvalue(r, 0, 5));
+	out->failures = (int)strtol(PQgetvalue(r, 0, 6), NULL, 10);
+	copy(out->next_attempt_at, sizeof(out->next_attempt_at), PQgetvalue(r, 0, 7));
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_rotation_metrics(struct db_conn *c, struct rotation_metric **out, int *n)
+{
+	tsr_rc rc;
+	*out = NULL;
+	*n = 0;
+	PGresult *r = db_exec(c, &S_ROT_METRICS, 0, NULL, &rc);
+	if (!r)
+		return rc;
+	int m = PQntuples(r);
+	*out = calloc(m ? (size_t)m : 1, sizeof(**out));
+	if (!*out) {
+		PQclear(r);
+		return TSR_INTERNAL;
+	}
+	for (int i = 0; i < m; i++) {
+		copy((*out)[i].name, sizeof((*out)[i].name), PQgetvalue(r, i, 0));
+		(*out)[i].failures_total = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+		(*out)[i].last_success = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+		(*out)[i].overdue = PQgetvalue(r, i, 3)[0] == 't';
+	}
+	*n = m;
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_upstream_key_set_provider_id(struct db_conn *c, int64_t key_id, const char *provider_key_id)
+{
+	char id[24];
+	i64s(id, key_id);
+	const char *p[] = { id, provider_key_id };
+	return exec_only(c, &S_KEY_PROVIDER_ID, 2, p);
+}
+
+tsr_rc db_upstream_keys_to_delete(struct db_conn *c, struct upstream_key_to_delete **out, int *n)
+{
+	tsr_rc rc;
+	*out = NULL;
+	*n = 0;
+	PGresult *r = db_exec(c, &S_KEYS_TO_DELETE, 0, NULL, &rc);
+	if (!r)
+		return rc;
+	int m = PQntuples(r);
+	*out = calloc(m ? (size_t)m : 1, sizeof(**out));
+	if (!*out) {
+		PQclear(r);
+		return TSR_INTERNAL;
+	}
+	for (int i = 0; i < m; i++) {
+		struct upstream_key_to_delete *o = &(*out)[i];
+		o->key_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		o->upstream_id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+		copy(o->upstream, sizeof(o->upstream), PQgetvalue(r, i, 2));
+		o->version = (int)strtol(PQgetvalue(r, i, 3), NULL, 10);
+		copy(o->fingerprint, sizeof(o->fingerprint), PQgetvalue(r, i, 4));
+		copy(o->provider_key_id, sizeof(o->provider_key_id), PQgetvalue(r, i, 5));
+		o->failures = (int)strtol(PQgetvalue(r, i, 6), NULL, 10);
+	}
+	*n = m;
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_upstream_key_provider_deleted(struct db_conn *c, int64_t key_id)
+{
+	char id[24];
+	i64s(id, key_id);
+	const char *p[] = { id };
+	return exec_only(c, &S_KEY_PROVIDER_DELETED, 1, p);
+}
+
+tsr_rc db_upstream_key_provider_delete_failed(struct db_conn *c, int64_t key_id, int base_s, int max_s,
+					      int *failures)
+{
+	char id[24], b[16], m[16];
+	i64s(id, key_id);
+	snprintf(b, sizeof(b), "%d", base_s);
+	snprintf(m, sizeof(m), "%d", max_s);
+	const char *p[] = { id, b, m };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_KEY_PROVIDER_DELETE_FAILED, 3, p, &rc);
+	if (!r)
+		return rc;
+	if (failures)
+		*failures = PQntuples(r) == 1 ? (int)strtol(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+	PQclear(r);
+	return TSR_OK;
+}

@@ -94,6 +94,74 @@ struct upstream_key_retired {
  */
 tsr_rc db_upstream_keys_retire_due(struct db_conn *c, struct upstream_key_retired **out, int *n) TSR_WUR;
 
+/*
+ * Automatic rotation (issue 8; migrations/0007): the scheduler's shared
+ * state per upstream (table upstream_rotation) and the deletion of retired
+ * provider keys at the provider. Backoff: after the n-th consecutive
+ * failure the next attempt waits min(base_s * 2^(n-1), max_s) seconds.
+ * Timestamps are ISO 8601 UTC with microseconds ("" when NULL), so the CLI
+ * can compare them as strings.
+ */
+struct rotation_candidate {
+	int64_t upstream_id;
+	char name[64];
+	bool has_key;             /* an active key exists */
+	int key_version;
+	int64_t key_age_s;
+	bool due;                 /* the active key is older than rotation_period */
+	bool requested;           /* a --now request is pending */
+	char requested_by[128];
+	int failures;             /* consecutive failed attempts */
+	bool may_attempt;         /* the backoff after the last failure has passed */
+	bool reminded_recently;   /* an overdue operator-supplied key was logged within the hour */
+};
+/* Every live upstream; caller frees *out with free(). */
+tsr_rc db_rotation_candidates(struct db_conn *c, struct rotation_candidate **out, int *n) TSR_WUR;
+/* Ask for a rotation now (clears the backoff); requested_at gets the request's time. */
+tsr_rc db_rotation_request(struct db_conn *c, int64_t upstream_id, const char *by, char *requested_at,
+			   size_t ralen) TSR_WUR;
+/* A successful rotation to version (clears the request, the failures and the backoff). */
+tsr_rc db_rotation_succeeded(struct db_conn *c, int64_t upstream_id, int version, const char *fingerprint) TSR_WUR;
+/* A failed attempt: counts it, sets the backoff; *failures and next_attempt_at (may be NULL) report it. */
+tsr_rc db_rotation_failed(struct db_conn *c, int64_t upstream_id, const char *error, int base_s, int max_s,
+			  int *failures, char *next_attempt_at, size_t nalen) TSR_WUR;
+/* Count a failed provider call that is not a rotation attempt (a deletion) in failures_total. */
+tsr_rc db_rotation_count_failure(struct db_conn *c, int64_t upstream_id) TSR_WUR;
+tsr_rc db_rotation_reminded(struct db_conn *c, int64_t upstream_id) TSR_WUR;
+struct rotation_status {
+	char requested_at[48], last_attempt_at[48], last_outcome[16], last_error[256];
+	int last_version;
+	char last_fingerprint[33];
+	int failures;
+	char next_attempt_at[48];
+};
+/* The state of one upstream by name; TSR_NOT_FOUND if no such upstream (an empty state if never rotated). */
+tsr_rc db_rotation_status(struct db_conn *c, const char *name, struct rotation_status *out) TSR_WUR;
+/* For /metrics: per live upstream. Caller frees *out with free(). */
+struct rotation_metric {
+	char name[64];
+	int64_t failures_total;
+	int64_t last_success;     /* unix seconds, 0 if never */
+	bool overdue;             /* the active key is older than rotation_period */
+};
+tsr_rc db_rotation_metrics(struct db_conn *c, struct rotation_metric **out, int *n) TSR_WUR;
+/* Record the provider's id for a key (to delete it later; not secret). */
+tsr_rc db_upstream_key_set_provider_id(struct db_conn *c, int64_t key_id, const char *provider_key_id) TSR_WUR;
+/* A retired or revoked provider key still to be deleted at the provider. */
+struct upstream_key_to_delete {
+	int64_t key_id, upstream_id;
+	char upstream[64];
+	int version;
+	char fingerprint[33];
+	char provider_key_id[128];
+	int failures;
+};
+/* Those whose backoff has passed; caller frees *out with free(). */
+tsr_rc db_upstream_keys_to_delete(struct db_conn *c, struct upstream_key_to_delete **out, int *n) TSR_WUR;
+tsr_rc db_upstream_key_provider_deleted(struct db_conn *c, int64_t key_id) TSR_WUR;
+tsr_rc db_upstream_key_provider_delete_failed(struct db_conn *c, int64_t key_id, int base_s, int max_s,
+					      int *failures) TSR_WUR;
+
 /* Coarse last use (at most about once a minute per replica and upstream). */
 tsr_rc db_upstream_touch(struct db_conn *c, int64_t upstream_id) TSR_WUR;
 

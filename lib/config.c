@@ -136,6 +136,8 @@ static const struct cfg_key keys[] = {
 	  "GitHub App private key (PEM)" },
 	{ "github", "webhook_secret_file", T_PATH, NULL, C(github.webhook_secret_file), false, false, 0, 0, NULL,
 	  "secret for X-Hub-Signature-256" },
+	{ "github", "webhook_secret_overlap", T_DURATION, "24h", C(github.webhook_secret_overlap), true, false, 0, 30 * DAY,
+	  NULL, "how long the previous webhook secret still verifies after tessera rotate webhook-secret github" },
 	{ "github", "sync_interval", T_DURATION, "1h", C(github.sync_interval), true, false, 10, 7 * DAY, NULL,
 	  "time between scheduled syncs" },
 	{ "github", "topic_classifications", T_LIST, NULL, C(github.topic_classifications), true, false, 0, 0, NULL,
@@ -151,12 +153,20 @@ static const struct cfg_key keys[] = {
 	{ "upstream.*", "baa", T_BOOL, "false", U(baa), true, false, 0, 0, NULL,
 	  "a Business Associate Agreement covers it" },
 	{ "upstream.*", "on_prem", T_BOOL, "false", U(on_prem), true, false, 0, 0, NULL, "runs inside the organisation" },
-	{ "upstream.*", "rotation_period", T_DURATION, "30d", U(rotation_period), true, false, 3600, 3650 * DAY, NULL,
+	{ "upstream.*", "rotation_period", T_DURATION, "30d", U(rotation_period), true, false, 5, 3650 * DAY, NULL,
 	  "age at which the org key is rotated" },
 	{ "upstream.*", "grace_period", T_DURATION, "1h", U(grace_period), true, false, 0, 30 * DAY, NULL,
 	  "how long a rotated-out key stays valid" },
 	{ "upstream.*", "ca_file", T_PATH, NULL, U(ca_file), false, false, 0, 0, NULL, "CA bundle for the upstream" },
 	{ "upstream.*", "tls_verify", T_BOOL, "true", U(tls_verify), false, false, 0, 0, NULL, "verify the upstream's certificate" },
+	{ "upstream.*", "provider", T_ENUM, "none", U(provider), false, false, 0, 0, "none|openai-admin",
+	  "who creates new keys: none (operator-supplied) or openai-admin (OpenAI organisation Admin API)" },
+	{ "upstream.*", "admin_key_file", T_PATH, NULL, U(admin_key_file), false, false, 0, 0, NULL,
+	  "file with the provider admin key (provider = openai-admin)" },
+	{ "upstream.*", "admin_url", T_STR, "https://api.openai.com/v1", U(admin_url), false, false, 0, 0, NULL,
+	  "base URL of the provider admin API" },
+	{ "upstream.*", "project_id", T_STR, NULL, U(project_id), false, false, 0, 0, NULL,
+	  "provider project whose service-account keys tesserad creates and deletes" },
 
 	{ "policy", "classified_upstreams", T_LIST, "phi:baa|on_prem,pci:baa|on_prem", C(policy.classified_upstreams),
 	  true, false, 0, 0, NULL, "classification:attribute|attribute pairs" },
@@ -164,6 +174,8 @@ static const struct cfg_key keys[] = {
 	  "regions upstreams may be in (empty: any)" },
 	{ "policy", "scanner_action", T_LIST, NULL, C(policy.scanner_action), true, false, 0, 0, NULL,
 	  "rule:block|redact|log pairs overriding the defaults" },
+	{ "policy", "model_access", T_LIST, NULL, C(policy.model_access), true, false, 0, 0, NULL,
+	  "which roles/groups may use which models, as MODEL_GLOB:role|group|any|none (unmatched models: allowed)" },
 	{ "policy", "patterns", T_LIST, NULL, C(policy.patterns), false, false, 0, 0, NULL,
 	  "extra scanner rules as name:TEMPLATE (# digit, @ letter, * either), e.g. mrn:MRN-#######" },
 
@@ -174,7 +186,7 @@ static const struct cfg_key keys[] = {
 	{ "gateway", "read_timeout", T_DURATION, "120s", C(gateway.read_timeout), false, false, 1, 3600, NULL,
 	  "longest silence from an upstream before the request fails (504)" },
 	{ "gateway", "rate_limit", T_INT, "0", C(gateway.rate_limit), false, false, 0, 1000000, NULL,
-	  "requests per minute per user on each replica (0: no limit; 429 with Retry-After above)" },
+	  "requests per minute per user, shared by all replicas (0: no limit; 429 with Retry-After above)" },
 	{ "gateway", "daily_token_budget", T_INT, "0", C(gateway.daily_token_budget), false, false, 0, 1000000000000LL,
 	  NULL, "tokens per user per UTC day, shared by all replicas (0: no budget; 429 when spent)" },
 
@@ -182,12 +194,18 @@ static const struct cfg_key keys[] = {
 	  "shared secret of the HR offboarding webhook (POST /hooks/hr); absent: the hook is off" },
 	{ "hr", "replay_window", T_DURATION, "5m", C(hr.replay_window), true, false, 1, 3600, NULL,
 	  "how far a signed HR webhook's timestamp may be from now" },
+	{ "hr", "webhook_secret_overlap", T_DURATION, "24h", C(hr.webhook_secret_overlap), true, false, 0, 30 * DAY, NULL,
+	  "how long the previous webhook secret still verifies after tessera rotate webhook-secret hr" },
 	{ "audit", "spool_dir", T_PATH, NULL, C(audit.spool_dir), false, false, 0, 0, NULL,
 	  "local fsync'd spool used while Postgres is unreachable (default STATE/spool)" },
 	{ "audit", "seal_interval", T_DURATION, "5m", C(audit.seal_interval), true, false, 1, DAY, NULL,
 	  "how often the chain head is signed" },
 	{ "audit", "retention", T_DURATION, "7y", C(audit.retention), true, false, DAY, 100 * 365 * DAY, NULL,
 	  "how long audit partitions are kept" },
+	{ "audit", "durability", T_ENUM, "journal", C(audit.durability), false, false, 0, 0, "postgres|journal",
+	  "when a gateway answer may go: after its audit record is committed in Postgres, or fsync'd to the local journal" },
+	{ "audit", "journal_max_bytes", T_INT, "268435456", C(audit.journal_max_bytes), false, false, 65536,
+	  INT64_C(1099511627776), NULL, "journal bytes not yet shipped to Postgres at which the gateway fails closed" },
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -655,6 +673,10 @@ static void check_whole(struct load_ctx *ctx, bool dev)
 		if (!u->base_url)
 			fprintf(ctx->err, "%s:%d: missing required key 'base_url' in [upstream.%s]\n", ctx->path,
 				u->line, u->name), ctx->errors++;
+		if (u->provider && strcmp(u->provider, "openai-admin") == 0 &&
+		    (!u->admin_key_file || !u->project_id || (u->kind_s && strcmp(u->kind_s, "openai") != 0)))
+			fprintf(ctx->err, "%s:%d: [upstream.%s] provider = openai-admin needs kind = openai, "
+				"admin_key_file and project_id\n", ctx->path, u->line, u->name), ctx->errors++;
 	}
 }
 

@@ -39,6 +39,8 @@ struct cfg_upstream {
 	int64_t grace_period;
 	char *ca_file;
 	bool tls_verify;
+	char *provider;          /* none | openai-admin: who creates keys (broker/rotation_provider.c) */
+	char *admin_key_file, *admin_url, *project_id;
 	int line;                /* where the section starts, for errors */
 };
 
@@ -80,26 +82,31 @@ struct config {
 		char *api_url, *token_file, *app_id, *app_key_file, *webhook_secret_file;
 		struct strlist orgs, topic_classifications;
 		int64_t sync_interval;
+		int64_t webhook_secret_overlap; /* seconds a rotated-out secret still verifies */
 	} github;
 	struct cfg_upstream *upstreams;
 	size_t n_upstreams;
 	struct {
 		struct strlist classified_upstreams, allowed_regions, scanner_action;
 		struct strlist patterns;   /* name:TEMPLATE scanner rules (MRN, claim ids) */
+		struct strlist model_access; /* MODEL_GLOB:role|group|any|none */
 	} policy;
 	struct {
 		int64_t max_body;          /* bytes */
 		int64_t connect_timeout, read_timeout; /* seconds */
-		int64_t rate_limit;        /* requests per minute per user and replica; 0 = off */
+		int64_t rate_limit;        /* requests per minute per user, all replicas; 0 = off */
 		int64_t daily_token_budget; /* tokens per user per UTC day; 0 = off */
 	} gateway;
 	struct {
 		char *spool_dir;
 		int64_t seal_interval, retention;
+		char *durability;          /* postgres | journal */
+		int64_t journal_max_bytes; /* unshipped journal bytes before failing closed */
 	} audit;
 	struct {
 		char *webhook_secret_file;
 		int64_t replay_window;
+		int64_t webhook_secret_overlap; /* seconds a rotated-out secret still verifies */
 	} hr;
 	bool sections_seen[16]; /* indexed by the section table in config.c */
 };

@@ -4,6 +4,9 @@
 # /readyz and /metrics say why. A request already at the upstream when the
 # audit log became unwritable is not served either: its answer is withheld.
 # When the spool is writable again, requests are served again.
+# With TEST_AUDIT_DURABILITY=journal (gateway_fail_closed_journal.sh) the
+# spool directory holds the journal: unwritable journal = refused, whatever
+# PostgreSQL's state.
 set -uo pipefail
 . "$TESSERA_SRCDIR/tests/lib/tap.sh"
 . "$TESSERA_SRCDIR/tests/lib/gateway.sh"
@@ -69,6 +72,7 @@ for ((t = 0; t < 100; t++)); do
 	sleep 0.1
 done
 like "$out" ' 200$' "gateway_serves_again_when_postgres_returns"
+gw_audit_shipped || diag "records still waiting for Postgres: $(curl -s "$GW_URL/metrics" | grep spool_bytes)"
 is "$(pg_psql "SELECT count(*) FROM audit_events WHERE action = 'gateway.request' AND status = 200
 	AND req_sha256 = decode('$(gw_sha256 '{"model":"gpt-4o","messages":[{"role":"user","content":"after"}]}')', 'hex')")" 1 \
 	"the_served_request_has_its_record"

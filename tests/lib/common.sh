@@ -173,5 +173,7 @@ tesserad_conf() {
 		if [[ -n $extra ]]; then
 			printf '\n%s\n' "$extra"
 		fi
+		# tests read audit_events right after an answer: by default the record is in Postgres before it
+		printf '\n[audit]\ndurability = %s\n' "${TEST_AUDIT_DURABILITY:-postgres}"
 	} >"$file"
 }

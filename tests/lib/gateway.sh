@@ -6,6 +6,7 @@
 #   gw_setup [EXTRA_INI]   start everything; EXTRA_INI is appended to the config.
 #                          GW_SLOW_MS: how long the fake's "slow" models wait (default 1500).
 #                          GW_EXTRA_KEYS: more provider keys the fake accepts (comma-separated).
+#                          GW_FAKE_ARGS: more arguments for the fake (e.g. --admin-key K --project P).
 #                          Exports:
 #     GW_DIR          the test's dir (config, logs: tesserad.err, fake.log)
 #     GW_URL          http://127.0.0.1:PORT of tesserad
@@ -22,6 +23,7 @@
 #   gw_fake_count         requests the fake upstream has received
 #   gw_pg_down / gw_pg_up stop PostgreSQL (fast shutdown) / start it again on the same port and data
 #   gw_sha256 TEXT        hex SHA-256 of TEXT (as the audit record's req_sha256)
+#   gw_audit_shipped      wait until no audit record waits locally for Postgres (TEST_AUDIT_DURABILITY=journal)
 #
 # Upstreams: openai (kind openai, not BAA, region us: gpt-4o, gpt-4o-mini,
 # text-embedding-3-small, fake-slow, fake-drip), anthropic (kind anthropic, BAA:
@@ -55,6 +57,15 @@ gw_start_tesserad() {
 	done
 	tail -n 30 "$GW_DIR/tesserad.err" >&2
 	die "gw_setup: tesserad did not start"
+}
+
+gw_audit_shipped() { # wait (up to 15 s) until no audit record waits in the journal/spool for Postgres
+	local i
+	for ((i = 0; i < 150; i++)); do
+		[[ $(curl -s "$GW_URL/metrics") == *"tessera_audit_spool_bytes 0"* ]] && return 0
+		sleep 0.1
+	done
+	return 1
 }
 
 gw_sha256() {
@@ -110,8 +121,9 @@ gw_setup() {
 	chmod 0600 "$GW_DIR/openai.key" "$GW_DIR/anthropic.key" "$GW_DIR/master.key"
 
 	fport=$(free_port)
+	# shellcheck disable=SC2086 # GW_FAKE_ARGS is a word list
 	node "$TESSERA_SRCDIR/tests/fakes/llm/server.mjs" "$fport" "$GW_ORG_OPENAI,$GW_ORG_ANTHROPIC${GW_EXTRA_KEYS:+,$GW_EXTRA_KEYS}" "${GW_SLOW_MS:-1500}" \
-		>"$GW_DIR/fake.log" 2>&1 &
+		${GW_FAKE_ARGS:-} >"$GW_DIR/fake.log" 2>&1 &
 	local fpid=$!
 	on_exit "kill $fpid 2>/dev/null"
 	GW_FAKE=http://127.0.0.1:$fport
@@ -127,7 +139,8 @@ master_key_file = $GW_DIR/master.key
 		printf '[server]\nlisten = 127.0.0.1:%s\nstate_dir = %s/state\nmaster_key_file = %s/master.key\n\n' \
 			"$TESSERAD_PORT" "$GW_DIR" "$GW_DIR"
 		printf '[database]\nurl = %s\nmigrations_dir = %s/migrations\n\n' "$TEST_PG_URL" "$TESSERA_SRCDIR"
-		printf '[audit]\nspool_dir = %s\n\n' "$GW_SPOOL"
+		# TEST_AUDIT_DURABILITY=journal: answers wait for the local journal only (gw_audit_shipped waits for Postgres)
+		printf '[audit]\nspool_dir = %s\ndurability = %s\n\n' "$GW_SPOOL" "${TEST_AUDIT_DURABILITY:-postgres}"
 		printf '[upstream.openai]\nkind = openai\nbase_url = %s/v1\nkey_file = %s/openai.key\n' "$GW_FAKE" "$GW_DIR"
 		printf 'models = gpt-4o, gpt-4o-mini, text-embedding-3-small, fake-slow, fake-drip\nregion = us\n\n'
 		printf '[upstream.anthropic]\nkind = anthropic\nbase_url = %s/v1\nkey_file = %s/anthropic.key\n' "$GW_FAKE" "$GW_DIR"

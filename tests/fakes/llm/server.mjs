@@ -1,7 +1,7 @@
 // A fake LLM provider speaking the OpenAI and Anthropic HTTP APIs, in the
 // shapes the official SDKs parse (JSON and SSE streams), for tessera's tests.
 //
-// Usage: node server.mjs PORT KEYS [SLOW_MS]
+// Usage: node server.mjs PORT KEYS [SLOW_MS] [--admin-key K --project P]
 //   KEYS     comma-separated provider keys it accepts (OpenAI: Authorization:
 //            Bearer K or Azure's api-key: K; Anthropic: x-api-key: K). Any
 //            other key gets the provider's own 401.
@@ -12,19 +12,47 @@
 // "aborted": true when the caller closed the connection before the answer ended).
 // Under the path prefix /onprem/ requests without any credential are accepted
 // (a local inference server without authentication).
+// With --admin-key K (or env TESSERA_FAKE_ADMIN_KEY) and --project P
+// (TESSERA_FAKE_PROJECT) it
+// also plays the OpenAI organisation Admin API for project P (admin key as
+// Authorization: Bearer K), under any prefix (e.g. /v1):
+//   POST   .../organization/projects/P/service_accounts {"name": N}
+//          -> a service account whose api_key.value is a new key the LLM
+//             routes accept from then on
+//   DELETE .../organization/projects/P/service_accounts/ID
+//          -> its key stops being accepted (401); 404 for an unknown ID
+// Admin calls are not recorded in /__received.
 // Control endpoints (no key needed):
 //   GET  /__received   the recorded requests, as JSON
 //   GET  /__count      {"count": N}
 //   POST /__reset      forget them
+//   GET  /__keys       {"accepted": [keys], "live": [service accounts: id, name, key,
+//                       "deleted": false], "deleted": [the same with "deleted": true],
+//                       "creates": N, "deletes": N, "admin_calls": [{method, path, status}]}
+//   POST /__admin_fail {"count": N, "status": S}  the next N admin calls answer S
 // Routes: POST /v1/chat/completions, /v1/responses, /v1/embeddings,
 //         /v1/messages, /v1/messages/count_tokens (also under any prefix, for
 //         Azure's /openai/deployments/NAME/...), GET /v1/models.
 import http from 'node:http';
 
-const port = Number(process.argv[2]);
-const keys = new Set((process.argv[3] || '').split(',').filter(Boolean));
-const slowMs = Number(process.argv[4] || 1500);
+const positional = [];
+let adminKey = process.env.TESSERA_FAKE_ADMIN_KEY || process.env.FAKE_ADMIN_KEY || '';
+let project = process.env.TESSERA_FAKE_PROJECT || process.env.FAKE_PROJECT || '';
+for (let i = 2; i < process.argv.length; i++) {
+  const a = process.argv[i];
+  if (a === '--admin-key') adminKey = process.argv[++i] || '';
+  else if (a === '--project') project = process.argv[++i] || '';
+  else positional.push(a);
+}
+const port = Number(positional[0]);
+const keys = new Set((positional[1] || '').split(',').filter(Boolean));
+const slowMs = Number(positional[2] || 1500);
 let received = [];
+// the Admin API's state
+const accounts = new Map(); // id -> {id, name, key, created_at}
+const deleted = [];
+const adminCalls = [];
+let creates = 0, deletes = 0, failNext = 0, failStatus = 500, seq = 0;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const json = (res, status, obj) => {
@@ -135,6 +163,59 @@ async function anthropicMessages(req, res, body) {
   return sse(res, events, drip ? 100 : 0);
 }
 
+function randomHex(n) {
+  let s = '';
+  while (s.length < n) s += Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0');
+  return s.slice(0, n);
+}
+
+// OpenAI organisation Admin API: project service accounts and their keys.
+function adminApi(req, res, path, text) {
+  const m = path.match(/\/organization\/projects\/([^/]+)\/service_accounts(?:\/([^/]+))?$/);
+  const call = { method: req.method, path };
+  adminCalls.push(call);
+  const answer = (status, obj) => { call.status = status; return json(res, status, obj); };
+  const auth = (req.headers.authorization || '').replace(/^Bearer /, '');
+  if (auth !== adminKey) {
+    return answer(401, { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
+  }
+  if (failNext > 0) {
+    failNext--;
+    return answer(failStatus, { error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } });
+  }
+  if (decodeURIComponent(m[1]) !== project) {
+    return answer(404, { error: { message: `No such project: ${m[1]}`, type: 'invalid_request_error', param: null, code: null } });
+  }
+  const now = Math.floor(Date.now() / 1000);
+  if (req.method === 'POST' && !m[2]) {
+    let body;
+    try { body = JSON.parse(text || '{}'); } catch { body = null; }
+    if (!body || typeof body.name !== 'string' || !body.name) {
+      return answer(400, { error: { message: 'name is required', type: 'invalid_request_error', param: 'name', code: null } });
+    }
+    const id = 'svc_acct_' + randomHex(24);
+    const key = 'sk-svcacct-' + randomHex(40) + (++seq);
+    accounts.set(id, { id, name: body.name, key, created_at: now, deleted: false });
+    keys.add(key);
+    creates++;
+    return answer(200, {
+      object: 'organization.project.service_account', id, name: body.name, role: 'member', created_at: now,
+      api_key: { object: 'organization.project.service_account.api_key', value: key, name: 'Secret Key', created_at: now, id: 'key_' + randomHex(16) },
+    });
+  }
+  if (req.method === 'DELETE' && m[2]) {
+    const id = decodeURIComponent(m[2]);
+    const a = accounts.get(id);
+    if (!a) return answer(404, { error: { message: `No such service account: ${id}`, type: 'invalid_request_error', param: null, code: null } });
+    accounts.delete(id);
+    keys.delete(a.key);
+    deleted.push({ ...a, deleted: true, deleted_at: now });
+    deletes++;
+    return answer(200, { object: 'organization.project.service_account.deleted', id, deleted: true });
+  }
+  return answer(405, { error: { message: 'method not allowed', type: 'invalid_request_error', param: null, code: null } });
+}
+
 const server = http.createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
@@ -144,6 +225,19 @@ const server = http.createServer((req, res) => {
     if (path === '/__received') return json(res, 200, received);
     if (path === '/__count') return json(res, 200, { count: received.length });
     if (path === '/__reset') { received = []; return json(res, 200, { ok: true }); }
+    if (path === '/__keys') {
+      return json(res, 200, { accepted: [...keys], live: [...accounts.values()], deleted, creates, deletes, admin_calls: adminCalls });
+    }
+    if (path === '/__admin_fail') {
+      let b = {};
+      try { b = JSON.parse(text || '{}'); } catch { /* defaults */ }
+      failNext = Number(b.count || 1);
+      failStatus = Number(b.status || 500);
+      return json(res, 200, { ok: true, count: failNext, status: failStatus });
+    }
+    if (adminKey && /\/organization\/projects\/[^/]+\/service_accounts(\/[^/]+)?$/.test(path)) {
+      return adminApi(req, res, path, text);
+    }
     const entry = { method: req.method, path: req.url, headers: req.headers, body: text };
     received.push(entry);
     res.on('close', () => { if (!res.writableFinished) entry.aborted = true; });

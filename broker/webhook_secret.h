@@ -1,0 +1,91 @@
+/*
+ * webhook_secret.h — the secrets that sign the HR and GitHub webhooks, and
+ * their rotation with an overlap window.
+ *
+ * Where a webhook's secret comes from (NAME hr or github):
+ *   - before the first rotation: the configured file ([hr] or [github]
+ *     webhook_secret_file), read on each request as always (bootstrap);
+ *   - once `tessera rotate webhook-secret NAME` has run (the table secrets
+ *     holds an active version of "webhook.NAME"): only the versions in
+ *     Postgres count — the active one, and each retiring one until its
+ *     not_after — and the file is ignored (logged once per process,
+ *     "webhook_secret_file_superseded"). The first rotation stores the
+ *     file's secret as a retiring version, so senders still signing with it
+ *     keep working for the overlap window.
+ * Versions are sealed under the master key (db/secrets.h; AAD
+ * "secret:webhook.NAME:VERSION"), so rotation needs [server]
+ * master_key_file. Decrypted versions are cached per process for at most
+ * WEBHOOK_SECRET_TTL_MS, so a busy webhook does not query Postgres per
+ * request; a rotation on this replica drops the cache at once, one on
+ * another replica is seen within the TTL. The end of a retiring version's
+ * window is checked against the clock on every request, not at the next
+ * reload, so the old secret stops working at not_after exactly.
+ * Thread-safe: one mutex per webhook guards its cache (no other lock is
+ * taken while holding it, except a pooled database connection).
+ */
+#ifndef TSR_WEBHOOK_SECRET_H
+#define TSR_WEBHOOK_SECRET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "http.h"
+
+#define WEBHOOK_SECRET_MAX 8          /* usable versions considered per webhook */
+#define WEBHOOK_SECRET_TTL_MS 1000
+#define WEBHOOK_SECRET_MIN_LEN 16     /* operator-supplied secrets */
+#define WEBHOOK_SECRET_MAX_LEN 512
+
+enum webhook_kind { WEBHOOK_HR, WEBHOOK_GITHUB, WEBHOOK_KINDS };
+
+struct webhook_secret_version {
+	int version;          /* 0: the configured file */
+	bool active;
+	int64_t not_after_ms; /* Unix ms; retiring versions only */
+	char *secret;         /* NUL-terminated; wiped by webhook_secret_set_free() */
+	size_t len;
+};
+
+/* The secrets a delivery may be signed with right now. */
+struct webhook_secret_set {
+	int n;
+	struct webhook_secret_version v[WEBHOOK_SECRET_MAX];
+};
+
+/* --- pure helpers (webhook_secret_set.c; unit-tested) --- */
+
+/* "hr" or "github" to a kind; false for anything else. */
+bool webhook_kind_parse(const char *name, enum webhook_kind *out);
+const char *webhook_kind_name(enum webhook_kind k);
+/* Is an operator-supplied secret acceptable (length bounds, printable ASCII, no spaces)? */
+bool webhook_secret_acceptable(const char *s, size_t n);
+/* May version v sign a delivery at now_ms (active, or retiring with now_ms < not_after_ms)? */
+bool webhook_secret_usable(const struct webhook_secret_version *v, int64_t now_ms);
+/*
+ * Copy into out the versions of in[0..n) usable at now_ms (newest first as
+ * given). Returns TSR_INTERNAL on allocation failure (out then empty).
+ */
+tsr_rc webhook_secret_pick(const struct webhook_secret_version *in, int n, int64_t now_ms,
+			   struct webhook_secret_set *out) TSR_WUR;
+/* Wipe and free every secret of s; s becomes empty. NULL is a no-op. */
+void webhook_secret_set_free(struct webhook_secret_set *s);
+
+/* --- the broker side (webhook_secret.c) --- */
+
+/*
+ * The secrets that may sign a delivery of webhook k now. TSR_OK with
+ * out->n >= 1; TSR_NOT_FOUND when the webhook has neither a stored version
+ * nor a configured file; TSR_UNAVAILABLE when the file cannot be read, or
+ * the stored versions cannot be read or opened. Caller frees with
+ * webhook_secret_set_free().
+ */
+tsr_rc webhook_secret_current(struct broker *b, enum webhook_kind k, struct webhook_secret_set *out) TSR_WUR;
+
+/* POST /admin/v1/webhook-secrets/NAME/rotate (role admin). */
+extern const struct route_table webhook_secret_routes;
+
+/* Job "webhook_secret.retire": retire versions past not_after, shredding their envelopes. */
+int64_t webhook_secret_retire_interval(const struct config *cfg);
+tsr_rc webhook_secret_retire_job(struct broker *b, const char *arg);
+
+#endif

@@ -1,0 +1,190 @@
+/*
+ * secrets.c — see secrets.h.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secrets.h"
+#include "../lib/crypto.h"
+
+#define TS(col) "coalesce(to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
+
+static const struct db_stmt S_USABLE = { "secrets_usable", 2,
+	"SELECT version, state = 'active', "
+	"       coalesce((extract(epoch FROM not_after) * 1000)::bigint, 0), "
+	"       encode(ciphertext, 'hex'), encode(nonce, 'hex'), encode(wrapped_dek, 'hex'), "
+	"       encode(dek_nonce, 'hex'), master_key_id "
+	"  FROM secrets WHERE name = $1 AND ciphertext IS NOT NULL "
+	"   AND (state = 'active' OR (state = 'retiring' AND not_after > now())) "
+	" ORDER BY version DESC LIMIT $2::int" };
+static const struct db_stmt S_LOCK = { "secrets_lock", 1,
+	"SELECT pg_advisory_xact_lock(hashtext('tessera.secret:' || $1)), "
+	"       (SELECT coalesce(max(version), 0) + 1 FROM secrets WHERE name = $1), "
+	"       EXISTS (SELECT 1 FROM secrets WHERE name = $1 AND state = 'active')" };
+static const struct db_stmt S_MK_REGISTER = { "secrets_master_key_register", 1,
+	"INSERT INTO master_keys (id) VALUES ($1) ON CONFLICT DO NOTHING" };
+static const struct db_stmt S_DEMOTE = { "secrets_demote", 2,
+	"UPDATE secrets SET state = 'retiring', not_after = now() + make_interval(secs => $2::double precision) "
+	" WHERE name = $1 AND state = 'active' RETURNING version, " TS("not_after") };
+static const struct db_stmt S_INSERT = { "secrets_insert", 10,
+	"INSERT INTO secrets (name, version, state, ciphertext, nonce, wrapped_dek, dek_nonce, master_key_id, "
+	"  created_by, not_after) "
+	"VALUES ($1, $2::int, CASE WHEN $3::bool THEN 'active' ELSE 'retiring' END, decode($4, 'hex'), "
+	"  decode($5, 'hex'), decode($6, 'hex'), decode($7, 'hex'), $8, $9, "
+	"  CASE WHEN $3::bool THEN NULL ELSE now() + make_interval(secs => $10::double precision) END)" };
+static const struct db_stmt S_RETIRE_DUE = { "secrets_retire_due", 0,
+	"UPDATE secrets SET state = 'retired', ciphertext = NULL, nonce = NULL, wrapped_dek = NULL, "
+	"  dek_nonce = NULL, master_key_id = NULL "
+	" WHERE state = 'retiring' AND not_after <= now() RETURNING id, name, version" };
+
+void db_secret_aad(const char *name, int version, char *out, size_t n)
+{
+	snprintf(out, n, "secret:%s:%d", name, version);
+}
+
+void db_secrets_free(struct db_secret *v, int n)
+{
+	if (!v)
+		return;
+	for (int i = 0; i < n; i++)
+		sealed_free(&v[i].sealed);
+	free(v);
+}
+
+static bool unhex_into(const char *hx, uint8_t *out, size_t n)
+{
+	return strlen(hx) == 2 * n && crypto_unhex(hx, out, n);
+}
+
+tsr_rc db_secrets_usable(struct db_conn *c, const char *name, int max, struct db_secret **out, int *n)
+{
+	char lim[16];
+	snprintf(lim, sizeof(lim), "%d", max);
+	const char *p[] = { name, lim };
+	tsr_rc rc;
+	*out = NULL;
+	*n = 0;
+	PGresult *r = db_exec(c, &S_USABLE, 2, p, &rc);
+	if (!r)
+		return rc;
+	int m = PQntuples(r);
+	struct db_secret *v = calloc(m ? (size_t)m : 1, sizeof(*v));
+	if (!v) {
+		PQclear(r);
+		return TSR_INTERNAL;
+	}
+	rc = TSR_OK;
+	int got = 0;
+	for (int i = 0; i < m && rc == TSR_OK; i++, got++) {
+		struct db_secret *s = &v[i];
+		s->version = (int)strtol(PQgetvalue(r, i, 0), NULL, 10);
+		s->active = PQgetvalue(r, i, 1)[0] == 't';
+		s->not_after_ms = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+		const char *ct = PQgetvalue(r, i, 3);
+		size_t ctlen = strlen(ct) / 2;
+		s->sealed.ciphertext = malloc(ctlen ? ctlen : 1);
+		s->sealed.ciphertext_len = ctlen;
+		if (!s->sealed.ciphertext)
+			rc = TSR_INTERNAL;
+		else if (!unhex_into(ct, s->sealed.ciphertext, ctlen) ||
+			 !unhex_into(PQgetvalue(r, i, 4), s->sealed.nonce, 12) ||
+			 !unhex_into(PQgetvalue(r, i, 5), s->sealed.wrapped_dek, 48) ||
+			 !unhex_into(PQgetvalue(r, i, 6), s->sealed.dek_nonce, 12))
+			rc = TSR_INTERNAL;
+		snprintf(s->sealed.master_key_id, sizeof(s->sealed.master_key_id), "%s", PQgetvalue(r, i, 7));
+	}
+	PQclear(r);
+	if (rc != TSR_OK) {
+		db_secrets_free(v, got);
+		return rc;
+	}
+	*out = v;
+	*n = m;
+	return TSR_OK;
+}
+
+tsr_rc db_secret_lock(struct db_conn *c, const char *name, int *next_version, bool *has_active)
+{
+	const char *p[] = { name };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_LOCK, 1, p, &rc);
+	if (!r)
+		return rc;
+	*next_version = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
+	*has_active = PQgetvalue(r, 0, 2)[0] == 't';
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_secret_insert(struct db_conn *c, const char *name, int version, bool active, int64_t overlap_s,
+			const struct sealed *s, const char *created_by, int *prev_version, char *prev_not_after,
+			size_t pnlen)
+{
+	char ver[16], ovl[24];
+	snprintf(ver, sizeof(ver), "%d", version);
+	snprintf(ovl, sizeof(ovl), "%" PRId64, overlap_s);
+	if (prev_version)
+		*prev_version = 0;
+	if (prev_not_after && pnlen)
+		prev_not_after[0] = '\0';
+	tsr_rc rc;
+	const char *pk[] = { s->master_key_id };
+	PGresult *r = db_exec(c, &S_MK_REGISTER, 1, pk, &rc);
+	if (!r)
+		return rc;
+	PQclear(r);
+	if (active) {
+		const char *pd[] = { name, ovl };
+		if (!(r = db_exec(c, &S_DEMOTE, 2, pd, &rc)))
+			return rc;
+		if (PQntuples(r) == 1) {
+			if (prev_version)
+				*prev_version = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+			if (prev_not_after && pnlen)
+				snprintf(prev_not_after, pnlen, "%s", PQgetvalue(r, 0, 1));
+		}
+		PQclear(r);
+	}
+	char *ct = malloc(2 * s->ciphertext_len + 1);
+	if (!ct)
+		return TSR_INTERNAL;
+	char nonce[25], wdek[97], dnonce[25];
+	crypto_hex(s->ciphertext, s->ciphertext_len, ct);
+	crypto_hex(s->nonce, 12, nonce);
+	crypto_hex(s->wrapped_dek, 48, wdek);
+	crypto_hex(s->dek_nonce, 12, dnonce);
+	const char *p[] = { name, ver, active ? "true" : "false", ct, nonce, wdek, dnonce, s->master_key_id,
+			    created_by, ovl };
+	r = db_exec(c, &S_INSERT, 10, p, &rc);
+	free(ct);
+	if (!r)
+		return rc;
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_secrets_retire_due(struct db_conn *c, struct db_secret_retired **out, int *n)
+{
+	tsr_rc rc;
+	*out = NULL;
+	*n = 0;
+	PGresult *r = db_exec(c, &S_RETIRE_DUE, 0, NULL, &rc);
+	if (!r)
+		return rc;
+	int m = PQntuples(r);
+	*out = calloc(m ? (size_t)m : 1, sizeof(**out));
+	if (!*out) {
+		PQclear(r);
+		return TSR_INTERNAL;
+	}
+	for (int i = 0; i < m; i++) {
+		(*out)[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		snprintf((*out)[i].name, sizeof((*out)[i].name), "%s", PQgetvalue(r, i, 1));
+		(*out)[i].version = (int)strtol(PQgetvalue(r, i, 2), NULL, 10);
+	}
+	*n = m;
+	PQclear(r);
+	return TSR_OK;
+}

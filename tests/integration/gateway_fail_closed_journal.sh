@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# gateway_fail_closed_journal.sh — gateway_fail_closed.sh with [audit] durability = journal
+# (answers wait for the local write-ahead journal; records reach PostgreSQL
+# behind them): the same guarantees must hold.
+TEST_AUDIT_DURABILITY=journal exec bash "$TESSERA_SRCDIR/tests/integration/gateway_fail_closed.sh"
