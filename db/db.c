@@ -298,6 +298,25 @@ PGresult *db_exec(struct db_conn *c, const struct db_stmt *d, int n, const char 
 	return r;
 }
 
+void *db_exec_rows(struct db_conn *c, const struct db_stmt *s, int n, const char *const *params, size_t elem_size,
+		   PGresult **res, int *rows, tsr_rc *rc)
+{
+	*rows = 0;
+	*res = db_exec(c, s, n, params, rc);
+	if (!*res)
+		return NULL;
+	int m = PQntuples(*res);
+	void *a = calloc(m ? (size_t)m : 1, elem_size);
+	if (!a) {
+		PQclear(*res);
+		*res = NULL;
+		*rc = TSR_INTERNAL;
+		return NULL;
+	}
+	*rows = m;
+	return a;
+}
+
 tsr_rc db_simple(struct db_conn *c, const char *constant_sql)
 {
 	PGresult *r = PQexec(c->pg, constant_sql); /* checksrc: ok — callers pass literals only */

@@ -69,6 +69,15 @@ int db_pool_size(struct db_pool *p);
  * other data errors, TSR_INTERNAL otherwise).
  */
 PGresult *db_exec(struct db_conn *c, const struct db_stmt *s, int n, const char *const *params, tsr_rc *rc) TSR_WUR;
+/*
+ * db_exec() for a list: returns a zeroed array of one elem_size element per
+ * row (at least one element, so never NULL on success) for the caller to
+ * decode the rows into, with the result in *res (caller PQclear()s it and
+ * frees the array) and the row count in *rows. On failure: NULL, *res NULL,
+ * *rows 0, *rc says why.
+ */
+void *db_exec_rows(struct db_conn *c, const struct db_stmt *s, int n, const char *const *params, size_t elem_size,
+		   PGresult **res, int *rows, tsr_rc *rc) TSR_WUR;
 
 /*
  * Join the caller's transaction or open one: *own says which, and

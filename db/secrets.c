@@ -168,23 +168,15 @@ tsr_rc db_secret_insert(struct db_conn *c, const char *name, int version, bool a
 tsr_rc db_secrets_retire_due(struct db_conn *c, struct db_secret_retired **out, int *n)
 {
 	tsr_rc rc;
-	*out = NULL;
-	*n = 0;
-	PGresult *r = db_exec(c, &S_RETIRE_DUE, 0, NULL, &rc);
-	if (!r)
+	PGresult *r;
+	*out = db_exec_rows(c, &S_RETIRE_DUE, 0, NULL, sizeof(**out), &r, n, &rc);
+	if (!*out)
 		return rc;
-	int m = PQntuples(r);
-	*out = calloc(m ? (size_t)m : 1, sizeof(**out));
-	if (!*out) {
-		PQclear(r);
-		return TSR_INTERNAL;
-	}
-	for (int i = 0; i < m; i++) {
+	for (int i = 0; i < *n; i++) {
 		(*out)[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
 		snprintf((*out)[i].name, sizeof((*out)[i].name), "%s", PQgetvalue(r, i, 1));
 		(*out)[i].version = (int)strtol(PQgetvalue(r, i, 2), NULL, 10);
 	}
-	*n = m;
 	PQclear(r);
 	return TSR_OK;
 }

@@ -233,18 +233,12 @@ static void fill_row(PGresult *r, int i, struct upstream_row *o)
 tsr_rc db_upstream_list(struct db_conn *c, struct upstream_row **rows, int *n)
 {
 	tsr_rc rc;
-	PGresult *r = db_exec(c, &S_LIST, 0, NULL, &rc);
-	if (!r)
+	PGresult *r;
+	*rows = db_exec_rows(c, &S_LIST, 0, NULL, sizeof(**rows), &r, n, &rc);
+	if (!*rows)
 		return rc;
-	int m = PQntuples(r);
-	*rows = calloc(m ? (size_t)m : 1, sizeof(**rows));
-	if (!*rows) {
-		PQclear(r);
-		return TSR_INTERNAL;
-	}
-	for (int i = 0; i < m; i++)
+	for (int i = 0; i < *n; i++)
 		fill_row(r, i, &(*rows)[i]);
-	*n = m;
 	PQclear(r);
 	return TSR_OK;
 }
@@ -319,24 +313,16 @@ tsr_rc db_upstream_key_rotate(struct db_conn *c, int64_t upstream_id, int versio
 tsr_rc db_upstream_keys_retire_due(struct db_conn *c, struct upstream_key_retired **out, int *n)
 {
 	tsr_rc rc;
-	*out = NULL;
-	*n = 0;
-	PGresult *r = db_exec(c, &S_RETIRE_DUE, 0, NULL, &rc);
-	if (!r)
+	PGresult *r;
+	*out = db_exec_rows(c, &S_RETIRE_DUE, 0, NULL, sizeof(**out), &r, n, &rc);
+	if (!*out)
 		return rc;
-	int m = PQntuples(r);
-	*out = calloc(m ? (size_t)m : 1, sizeof(**out));
-	if (!*out) {
-		PQclear(r);
-		return TSR_INTERNAL;
-	}
-	for (int i = 0; i < m; i++) {
+	for (int i = 0; i < *n; i++) {
 		(*out)[i].key_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
 		copy((*out)[i].upstream, sizeof((*out)[i].upstream), PQgetvalue(r, i, 1));
 		(*out)[i].version = (int)strtol(PQgetvalue(r, i, 2), NULL, 10);
 		copy((*out)[i].fingerprint, sizeof((*out)[i].fingerprint), PQgetvalue(r, i, 3));
 	}
-	*n = m;
 	PQclear(r);
 	return TSR_OK;
 }
@@ -434,18 +420,11 @@ static tsr_rc exec_only(struct db_conn *c, const struct db_stmt *st, int n, cons
 tsr_rc db_rotation_candidates(struct db_conn *c, struct rotation_candidate **out, int *n)
 {
 	tsr_rc rc;
-	*out = NULL;
-	*n = 0;
-	PGresult *r = db_exec(c, &S_ROT_CANDIDATES, 0, NULL, &rc);
-	if (!r)
+	PGresult *r;
+	*out = db_exec_rows(c, &S_ROT_CANDIDATES, 0, NULL, sizeof(**out), &r, n, &rc);
+	if (!*out)
 		return rc;
-	int m = PQntuples(r);
-	*out = calloc(m ? (size_t)m : 1, sizeof(**out));
-	if (!*out) {
-		PQclear(r);
-		return TSR_INTERNAL;
-	}
-	for (int i = 0; i < m; i++) {
+	for (int i = 0; i < *n; i++) {
 		struct rotation_candidate *o = &(*out)[i];
 		o->upstream_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
 		copy(o->name, sizeof(o->name), PQgetvalue(r, i, 1));
@@ -459,7 +438,6 @@ tsr_rc db_rotation_candidates(struct db_conn *c, struct rotation_candidate **out
 		o->may_attempt = PQgetvalue(r, i, 9)[0] == 't';
 		o->reminded_recently = PQgetvalue(r, i, 10)[0] == 't';
 	}
-	*n = m;
 	PQclear(r);
 	return TSR_OK;
 }
@@ -550,24 +528,16 @@ tsr_rc db_rotation_status(struct db_conn *c, const char *name, struct rotation_s
 tsr_rc db_rotation_metrics(struct db_conn *c, struct rotation_metric **out, int *n)
 {
 	tsr_rc rc;
-	*out = NULL;
-	*n = 0;
-	PGresult *r = db_exec(c, &S_ROT_METRICS, 0, NULL, &rc);
-	if (!r)
+	PGresult *r;
+	*out = db_exec_rows(c, &S_ROT_METRICS, 0, NULL, sizeof(**out), &r, n, &rc);
+	if (!*out)
 		return rc;
-	int m = PQntuples(r);
-	*out = calloc(m ? (size_t)m : 1, sizeof(**out));
-	if (!*out) {
-		PQclear(r);
-		return TSR_INTERNAL;
-	}
-	for (int i = 0; i < m; i++) {
+	for (int i = 0; i < *n; i++) {
 		copy((*out)[i].name, sizeof((*out)[i].name), PQgetvalue(r, i, 0));
 		(*out)[i].failures_total = strtoll(PQgetvalue(r, i, 1), NULL, 10);
 		(*out)[i].last_success = strtoll(PQgetvalue(r, i, 2), NULL, 10);
 		(*out)[i].overdue = PQgetvalue(r, i, 3)[0] == 't';
 	}
-	*n = m;
 	PQclear(r);
 	return TSR_OK;
 }
@@ -583,18 +553,11 @@ tsr_rc db_upstream_key_set_provider_id(struct db_conn *c, int64_t key_id, const 
 tsr_rc db_upstream_keys_to_delete(struct db_conn *c, struct upstream_key_to_delete **out, int *n)
 {
 	tsr_rc rc;
-	*out = NULL;
-	*n = 0;
-	PGresult *r = db_exec(c, &S_KEYS_TO_DELETE, 0, NULL, &rc);
-	if (!r)
+	PGresult *r;
+	*out = db_exec_rows(c, &S_KEYS_TO_DELETE, 0, NULL, sizeof(**out), &r, n, &rc);
+	if (!*out)
 		return rc;
-	int m = PQntuples(r);
-	*out = calloc(m ? (size_t)m : 1, sizeof(**out));
-	if (!*out) {
-		PQclear(r);
-		return TSR_INTERNAL;
-	}
-	for (int i = 0; i < m; i++) {
+	for (int i = 0; i < *n; i++) {
 		struct upstream_key_to_delete *o = &(*out)[i];
 		o->key_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
 		o->upstream_id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
@@ -604,7 +567,6 @@ tsr_rc db_upstream_keys_to_delete(struct db_conn *c, struct upstream_key_to_dele
 		copy(o->provider_key_id, sizeof(o->provider_key_id), PQgetvalue(r, i, 5));
 		o->failures = (int)strtol(PQgetvalue(r, i, 6), NULL, 10);
 	}
-	*n = m;
 	PQclear(r);
 	return TSR_OK;
 }
