@@ -360,6 +360,7 @@ int main(int argc, char **argv)
 	if (jobs_start(&b, job_defs, (int)(sizeof(job_defs) / sizeof(job_defs[0])), &jobs) != TSR_OK)
 		goto out;
 	b.jobs = jobs;
+	rotation_master_resume(&b);
 	if (http_start(&b, &http) != TSR_OK)
 		goto out;
 	log_info("ready", "listen=%s dev=%s", cfg->server.listen, dev ? "true" : "false");

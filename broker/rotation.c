@@ -406,9 +406,19 @@ static tsr_rc rewrap_one(struct db_conn *c, const struct masterkey *mk, enum rew
 	return rc;
 }
 
+void rotation_master_resume(struct broker *b)
+{
+	const char *ids[2];
+	if (!b->masterkey || !b->jobs || !old_ids(b->masterkey, ids))
+		return;
+	tsr_rc rc = jobs_request(b->jobs, "rotation.master_key", "resume");
+	if (rc != TSR_OK)
+		log_warn("master_key_rotation_not_resumed", "error=%s", status_name(rc));
+}
+
 tsr_rc rotation_master_job(struct broker *b, const char *arg)
 {
-	(void)arg;
+	bool resume = arg && strcmp(arg, "resume") == 0;
 	const struct masterkey *mk = b->masterkey;
 	if (!mk)
 		return TSR_OK;
@@ -439,7 +449,9 @@ tsr_rc rotation_master_job(struct broker *b, const char *arg)
 	const char *cur = masterkey_id(masterkey_current(mk));
 	if (rc == TSR_OK)
 		rc = db_rewrap_count(c, cur, ids, n, &held, &other);
-	if (rc == TSR_OK && held == 0) {
+	if (rc == TSR_OK && held == 0 && resume && done == 0) {
+		/* started with previous_master_key_file, nothing was left: no event */
+	} else if (rc == TSR_OK && held == 0) {
 		char detail[200];
 		snprintf(detail, sizeof(detail), "{\"master_key_id\":\"%s\",\"rewrapped\":%lld,\"unknown_keys\":%lld}",
 			 cur, (long long)done, (long long)other);

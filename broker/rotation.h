@@ -55,11 +55,19 @@ tsr_rc rotation_metrics_render(struct broker *b, struct buf *out) TSR_WUR;
  * key never travels over HTTP), adopts it for new envelopes and requests
  * the job "rotation.master_key", which re-wraps every data key still under
  * an older held key, one row per transaction. GET on the same path reports
- * how many rows remain. Re-posting the same file after an interruption
- * (with the old key as [server] previous_master_key_file) completes it.
+ * how many rows remain. After an interruption, a tesserad started with the
+ * new key as master_key_file and the old one as [server]
+ * previous_master_key_file resumes the re-wrap by itself
+ * (rotation_master_resume); re-posting the same file also completes it.
  */
 int64_t rotation_master_interval(const struct config *cfg);
 tsr_rc rotation_master_job(struct broker *b, const char *arg);
+/*
+ * Once the jobs run: when tesserad holds an older master key (the re-wrap of
+ * a rotation may have been interrupted), request the re-wrap job so it
+ * finishes on its own; a job that finds nothing left records nothing.
+ */
+void rotation_master_resume(struct broker *b);
 /* At start: attach [server] previous_master_key_file to mk (error on stderr). */
 struct masterkey;
 tsr_rc rotation_load_previous_key(const struct config *cfg, struct masterkey *mk) TSR_WUR;
