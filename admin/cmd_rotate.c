@@ -312,6 +312,8 @@ static int cmd_rotate_master(struct client *c, int argc, char **argv)
  * pasted into the HR system or GitHub; with it, the secret is read from F
  * (owner-only, like a key file) and never printed. The previous secret keeps
  * verifying for the overlap ([hr|github] webhook_secret_overlap by default).
+ * With [github] webhook_hook_id set, a generated GitHub secret is not
+ * printed: tesserad sets it at GitHub itself (wait_webhook_push()).
  */
 static int read_webhook_secret(const char *path, char *buf, size_t n)
 {
@@ -348,6 +350,53 @@ static int read_webhook_secret(const char *path, char *buf, size_t n)
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * [github] webhook_hook_id is set: tesserad answered 202 and its job sets
+ * the new secret at GitHub. Poll GET /admin/v1/webhook-secrets/github until
+ * the attempt counter passes the one in reply, for at most 60 s. The secret
+ * is never shown. Takes reply.
+ */
+static int wait_webhook_push(struct client *c, json_t *reply)
+{
+	json_int_t before = json_integer_value(json_object_get(reply, "attempts"));
+	json_decref(reply);
+	reply = NULL;
+	int r = 0;
+	for (int polls = 0; polls < 600; polls++) {
+		if ((r = cli_call(c, "rotate webhook-secret", "GET", "/admin/v1/webhook-secrets/github", NULL, &reply)) != 0)
+			return r;
+		if (json_integer_value(json_object_get(reply, "attempts")) > before)
+			break;
+		json_decref(reply);
+		reply = NULL;
+		if (polls == 30)
+			fprintf(stderr, "waiting for tesserad to set the new secret at GitHub...\n");
+		usleep(100000);
+	}
+	if (!reply) {
+		fprintf(stderr, "tessera rotate webhook-secret: no outcome after 60 s; check tesserad's log\n");
+		return 1;
+	}
+	bool ok = json_is_true(json_object_get(reply, "last_ok"));
+	if (c->json) {
+		cli_print_json(reply);
+	} else if (ok) {
+		printf("github webhook secret version %lld is active and set on hook %s of %s at GitHub (not shown)\n",
+		       (long long)json_integer_value(json_object_get(reply, "last_version")),
+		       json_string_value(json_object_get(reply, "hook")), json_string_value(json_object_get(reply, "org")));
+		printf("the previous secret keeps verifying for the overlap\n");
+	} else {
+		const char *err = json_string_value(json_object_get(reply, "last_error"));
+		const char *next = json_string_value(json_object_get(reply, "next_attempt_at"));
+		fprintf(stderr, "tessera rotate webhook-secret: setting the new secret at GitHub failed (HTTP status %lld, "
+				"%s); the current secret stays active%s%s\n",
+			(long long)json_integer_value(json_object_get(reply, "last_status")), err ? err : "unknown error",
+			next ? "; next scheduled attempt at " : "", next ? next : "");
+	}
+	json_decref(reply);
+	return ok ? 0 : 1;
 }
 
 static int cmd_rotate_webhook(struct client *c, int argc, char **argv)
@@ -397,6 +446,8 @@ static int cmd_rotate_webhook(struct client *c, int argc, char **argv)
 	json_decref(body);
 	if (r)
 		return r;
+	if (json_is_true(json_object_get(reply, "requested")))
+		return wait_webhook_push(c, reply);
 	json_t *gen = json_object_get(reply, "secret");
 	if (c->json) {
 		cli_print_json(reply);

@@ -181,6 +181,7 @@ static const struct job_def job_defs[] = {
 	{ "rotation.master_key", rotation_master_interval, rotation_master_job },
 	{ "rotation.upstreams", rotation_upstreams_interval, rotation_upstreams_job },
 	{ "webhook_secret.retire", webhook_secret_retire_interval, webhook_secret_retire_job },
+	{ "webhook_secret.rotate", webhook_secret_rotate_interval, webhook_secret_rotate_job },
 };
 
 enum { OPT_DEV = 256, OPT_STATE, OPT_LISTEN, OPT_CHECK, OPT_DUMP, OPT_ROUTES, OPT_VERSION };

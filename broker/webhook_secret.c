@@ -67,7 +67,7 @@ static void cache_clear(struct cache *ch)
 	ch->n = 0;
 }
 
-static void cache_invalidate(enum webhook_kind k)
+void webhook_secret_invalidate(enum webhook_kind k)
 {
 	pthread_mutex_lock(&caches[k].mu);
 	caches[k].loaded = false;
@@ -324,6 +324,11 @@ static tsr_rc h_rotate(struct http_req *r)
 		json_decref(body);
 		return http_reply_error(r, TSR_INVALID, "overlap must be a string like \"24h\"");
 	}
+	if (!js && k == WEBHOOK_GITHUB && webhook_secret_push_configured(r->b->cfg)) {
+		/* tesserad sets the new secret at GitHub itself: the job does it, the CLI polls the outcome */
+		json_decref(body);
+		return webhook_secret_push_request(r, overlap);
+	}
 	char secret[WEBHOOK_SECRET_MAX_LEN + 1];
 	bool generated = !js;
 	if (js) {
@@ -349,7 +354,7 @@ static tsr_rc h_rotate(struct http_req *r)
 	struct rotation rot = { 0 };
 	if (rc == TSR_OK)
 		rc = rotate_tx(r, k, secret, generated, overlap, &rot);
-	cache_invalidate(k);
+	webhook_secret_invalidate(k);
 	if (rc != TSR_OK)
 		goto out;
 	log_info("webhook_secret_rotated", "name=%s version=%d previous=%d overlap_s=%" PRId64 " by=%s",
@@ -370,6 +375,7 @@ out:
 
 static const struct route routes[] = {
 	{ "POST", "/admin/v1/webhook-secrets/*", ROLE_ADMIN, h_rotate, NULL },
+	{ "GET", "/admin/v1/webhook-secrets/*", ROLE_ADMIN, webhook_secret_status, NULL },
 };
 ROUTE_TABLE(webhook_secret_routes, routes);
 

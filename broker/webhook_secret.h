@@ -20,6 +20,9 @@
  * another replica is seen within the TTL. The end of a retiring version's
  * window is checked against the clock on every request, not at the next
  * reload, so the old secret stops working at not_after exactly.
+ * The GitHub secret can also rotate without a person, tesserad setting it
+ * at GitHub itself ([github] webhook_hook_id, webhook_secret_rotation_period;
+ * webhook_secret_push.c, below).
  * Thread-safe: one mutex per webhook guards its cache (no other lock is
  * taken while holding it, except a pooled database connection).
  */
@@ -83,6 +86,27 @@ tsr_rc webhook_secret_current(struct broker *b, enum webhook_kind k, struct webh
 
 /* POST /admin/v1/webhook-secrets/NAME/rotate (role admin). */
 extern const struct route_table webhook_secret_routes;
+
+/*
+ * Pushing the GitHub secret (webhook_secret_push.c). With [github]
+ * webhook_hook_id set (ORG:ID, or ID with exactly one org in [github] orgs),
+ * a generated GitHub secret is not printed for an operator: tesserad sets it
+ * on the organisation webhook itself (PATCH /orgs/{org}/hooks/{id}/config,
+ * token or App with admin:org_hook), in the job "webhook_secret.rotate" —
+ * on request (POST …/github/rotate without a secret answers 202 and the CLI
+ * polls GET …/github) or when the active version is older than [github]
+ * webhook_secret_rotation_period. The new version is accepted before the
+ * PATCH and active after it, the old one verifies for the overlap; a failed
+ * PATCH leaves the old one active, is audited with its HTTP status and is
+ * retried with backoff. See the design comment of webhook_secret_push.c.
+ */
+bool webhook_secret_push_configured(const struct config *cfg);
+tsr_rc webhook_secret_push_request(struct http_req *r, int64_t overlap) TSR_WUR;
+tsr_rc webhook_secret_status(struct http_req *r) TSR_WUR;
+int64_t webhook_secret_rotate_interval(const struct config *cfg);
+tsr_rc webhook_secret_rotate_job(struct broker *b, const char *arg);
+/* Drop this process's cache of k's secrets (after a change). */
+void webhook_secret_invalidate(enum webhook_kind k);
 
 /* Job "webhook_secret.retire": retire versions past not_after, shredding their envelopes. */
 int64_t webhook_secret_retire_interval(const struct config *cfg);

@@ -39,6 +39,21 @@ static const struct db_stmt S_RETIRE_DUE = { "secrets_retire_due", 0,
 	"  dek_nonce = NULL, master_key_id = NULL "
 	" WHERE state = 'retiring' AND not_after <= now() RETURNING id, name, version" };
 
+static const struct db_stmt S_ACTIVE = { "secrets_active", 1,
+	"SELECT version, extract(epoch FROM now() - created_at)::bigint FROM secrets "
+	" WHERE name = $1 AND state = 'active'" };
+static const struct db_stmt S_PROMOTE = { "secrets_promote", 2,
+	"UPDATE secrets SET state = 'active', not_after = NULL "
+	" WHERE name = $1 AND version = $2::int AND state = 'retiring' AND ciphertext IS NOT NULL RETURNING id" };
+static const struct db_stmt S_DISCARD = { "secrets_discard", 2,
+	"UPDATE secrets SET state = 'retired', not_after = coalesce(not_after, now()), ciphertext = NULL, nonce = NULL, "
+	"  wrapped_dek = NULL, dek_nonce = NULL, master_key_id = NULL "
+	" WHERE name = $1 AND version = $2::int AND state <> 'retired'" };
+static const struct db_stmt S_PUSH_GET = { "secrets_push_get", 1, "SELECT value FROM settings WHERE key = $1" };
+static const struct db_stmt S_PUSH_PUT = { "secrets_push_put", 2,
+	"INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, now()) "
+	"ON CONFLICT (key) DO UPDATE SET value = $2, updated_at = now()" };
+
 void db_secret_aad(const char *name, int version, char *out, size_t n)
 {
 	snprintf(out, n, "secret:%s:%d", name, version);
@@ -177,6 +192,114 @@ tsr_rc db_secrets_retire_due(struct db_conn *c, struct db_secret_retired **out, 
 		snprintf((*out)[i].name, sizeof((*out)[i].name), "%s", PQgetvalue(r, i, 1));
 		(*out)[i].version = (int)strtol(PQgetvalue(r, i, 2), NULL, 10);
 	}
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_secret_active(struct db_conn *c, const char *name, int *version, int64_t *age_s)
+{
+	const char *p[] = { name };
+	tsr_rc rc;
+	*version = 0;
+	*age_s = 0;
+	PGresult *r = db_exec(c, &S_ACTIVE, 1, p, &rc);
+	if (!r)
+		return rc;
+	if (PQntuples(r) == 1) {
+		*version = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+		*age_s = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	}
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_secret_promote(struct db_conn *c, const char *name, int version, int64_t overlap_s, int *prev_version,
+			 char *prev_not_after, size_t pnlen)
+{
+	char ver[16], ovl[24];
+	snprintf(ver, sizeof(ver), "%d", version);
+	snprintf(ovl, sizeof(ovl), "%" PRId64, overlap_s);
+	if (prev_version)
+		*prev_version = 0;
+	if (prev_not_after && pnlen)
+		prev_not_after[0] = '\0';
+	tsr_rc rc;
+	const char *pd[] = { name, ovl };
+	PGresult *r = db_exec(c, &S_DEMOTE, 2, pd, &rc);
+	if (!r)
+		return rc;
+	if (PQntuples(r) == 1) {
+		if (prev_version)
+			*prev_version = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+		if (prev_not_after && pnlen)
+			snprintf(prev_not_after, pnlen, "%s", PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	const char *pp[] = { name, ver };
+	if (!(r = db_exec(c, &S_PROMOTE, 2, pp, &rc)))
+		return rc;
+	rc = PQntuples(r) == 1 ? TSR_OK : TSR_NOT_FOUND;
+	PQclear(r);
+	return rc;
+}
+
+tsr_rc db_secret_discard(struct db_conn *c, const char *name, int version)
+{
+	char ver[16];
+	snprintf(ver, sizeof(ver), "%d", version);
+	const char *p[] = { name, ver };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_DISCARD, 2, p, &rc);
+	if (!r)
+		return rc;
+	PQclear(r);
+	return TSR_OK;
+}
+
+static void push_key(const char *name, char *out, size_t n)
+{
+	snprintf(out, n, "secret.%s.push", name);
+}
+
+tsr_rc db_secret_push_get(struct db_conn *c, const char *name, struct db_secret_push *out)
+{
+	char key[96];
+	push_key(name, key, sizeof(key));
+	const char *p[] = { key };
+	tsr_rc rc;
+	memset(out, 0, sizeof(*out));
+	PGresult *r = db_exec(c, &S_PUSH_GET, 1, p, &rc);
+	if (!r)
+		return rc;
+	if (PQntuples(r) == 1) {
+		long long next = 0;
+		int ok = 0;
+		/* "attempts failures next_attempt_ms last_status last_ok last_version [last_error]" */
+		if (sscanf(PQgetvalue(r, 0, 0), "%d %d %lld %ld %d %d %31s", &out->attempts, &out->failures, &next,
+			   &out->last_status, &ok, &out->last_version, out->last_error) < 6)
+			memset(out, 0, sizeof(*out));
+		else {
+			out->next_attempt_ms = next;
+			out->last_ok = ok != 0;
+			if (strcmp(out->last_error, "-") == 0)
+				out->last_error[0] = '\0';
+		}
+	}
+	PQclear(r);
+	return TSR_OK;
+}
+
+tsr_rc db_secret_push_put(struct db_conn *c, const char *name, const struct db_secret_push *st)
+{
+	char key[96], val[160];
+	push_key(name, key, sizeof(key));
+	snprintf(val, sizeof(val), "%d %d %lld %ld %d %d %s", st->attempts, st->failures, (long long)st->next_attempt_ms,
+		 st->last_status, st->last_ok ? 1 : 0, st->last_version, st->last_error[0] ? st->last_error : "-");
+	const char *p[] = { key, val };
+	tsr_rc rc;
+	PGresult *r = db_exec(c, &S_PUSH_PUT, 2, p, &rc);
+	if (!r)
+		return rc;
 	PQclear(r);
 	return TSR_OK;
 }

@@ -54,6 +54,42 @@ tsr_rc db_secret_insert(struct db_conn *c, const char *name, int version, bool a
 			const struct sealed *s, const char *created_by, int *prev_version, char *prev_not_after,
 			size_t pnlen) TSR_WUR;
 
+/*
+ * The active version of name: *version (0 when there is none) and its age
+ * in seconds.
+ */
+tsr_rc db_secret_active(struct db_conn *c, const char *name, int *version, int64_t *age_s) TSR_WUR;
+
+/*
+ * Make the retiring version of name the active one (a secret stored before
+ * a peer was told about it): the current active version, if any, turns
+ * retiring with not_after = now() + overlap_s. TSR_NOT_FOUND when version
+ * is no longer retiring with its envelope. *prev_version / prev_not_after
+ * as for db_secret_insert(). Call under db_secret_lock().
+ */
+tsr_rc db_secret_promote(struct db_conn *c, const char *name, int version, int64_t overlap_s, int *prev_version,
+			 char *prev_not_after, size_t pnlen) TSR_WUR;
+
+/* Retire version of name at once, shredding its envelope (a secret a peer refused). */
+tsr_rc db_secret_discard(struct db_conn *c, const char *name, int version) TSR_WUR;
+
+/*
+ * The state of pushing name's secret to its peer (GitHub), kept in the
+ * table settings ("secret.NAME.push") so the backoff survives a failover.
+ */
+struct db_secret_push {
+	int attempts;            /* every push attempt ever, successful or not */
+	int failures;            /* consecutive failed attempts */
+	int64_t next_attempt_ms; /* Unix ms before which a scheduled attempt waits; 0: none */
+	long last_status;        /* HTTP status of the last attempt; 0: no answer */
+	bool last_ok;
+	int last_version;        /* version the last attempt pushed */
+	char last_error[32];     /* status name of the last failure, "" after a success */
+};
+/* Zeroed state when none is stored. */
+tsr_rc db_secret_push_get(struct db_conn *c, const char *name, struct db_secret_push *out) TSR_WUR;
+tsr_rc db_secret_push_put(struct db_conn *c, const char *name, const struct db_secret_push *st) TSR_WUR;
+
 /* A version retired by db_secrets_retire_due(). */
 struct db_secret_retired {
 	int64_t id;

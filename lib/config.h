@@ -83,6 +83,8 @@ struct config {
 		struct strlist orgs, topic_classifications;
 		int64_t sync_interval;
 		int64_t webhook_secret_overlap; /* seconds a rotated-out secret still verifies */
+		char *webhook_hook_id;          /* organisation webhook tesserad pushes new secrets to: ID or ORG:ID */
+		int64_t webhook_secret_rotation_period; /* seconds; 0: no scheduled rotation */
 	} github;
 	struct cfg_upstream *upstreams;
 	size_t n_upstreams;

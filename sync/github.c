@@ -247,6 +247,10 @@ struct gh_client {
 	int64_t rl_reset;       /* epoch seconds */
 	struct centry **buckets;
 	size_t nbuckets, nentries, ndirty;
+	/* gh_patch(): the body of the request in flight, and no retry after an answer */
+	const char *send_body;
+	size_t send_len;
+	bool once;
 };
 
 static uint64_t strhash(const char *s)
@@ -555,6 +559,13 @@ static tsr_rc perform(struct gh_client *c, const char *method, const char *url, 
 		goto out;
 	}
 	hdrs = t;
+	if (c->send_body) {
+		if (!(t = curl_slist_append(hdrs, "Content-Type: application/json"))) {
+			rc = TSR_INTERNAL;
+			goto out;
+		}
+		hdrs = t;
+	}
 	if (inm) {
 		snprintf(line, sizeof(line), "If-None-Match: %s", inm);
 		if (!(t = curl_slist_append(hdrs, line))) {
@@ -581,6 +592,10 @@ static tsr_rc perform(struct gh_client *c, const char *method, const char *url, 
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+	} else if (c->send_body) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->send_body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)c->send_len);
 	}
 	c->stats.calls++;
 	CURLcode cc = curl_easy_perform(h);
@@ -707,6 +722,8 @@ static tsr_rc request(struct gh_client *c, const char *method, const char *url, 
 				renewed = true;
 				continue;
 			}
+			if (c->once) /* a change: the caller decides about retrying, with its own backoff */
+				return s == 401 || s == 403 ? TSR_DENIED : s == 404 ? TSR_NOT_FOUND : TSR_UNAVAILABLE;
 			if (s == 403 || s == 429) {
 				c->stats.limited++;
 				bool secondary_msg = r->body.data && strstr(r->body.data, "secondary rate limit");
@@ -743,6 +760,8 @@ static tsr_rc request(struct gh_client *c, const char *method, const char *url, 
 				return TSR_UNAVAILABLE;
 			}
 		}
+		if (c->once)
+			return TSR_UNAVAILABLE;
 		if (!backoff) {
 			/* transport error or 5xx */
 			if (++errors > MAX_ERRORS)
@@ -1005,4 +1024,27 @@ tsr_rc gh_get(struct gh_client *c, const char *org, const char *path, gh_extract
 	*out = json_incref(json_object_get(data, "o"));
 	json_decref(data);
 	return *out ? TSR_OK : TSR_INTERNAL;
+}
+
+tsr_rc gh_patch(struct gh_client *c, const char *org, const char *path, const char *body, long *status)
+{
+	char url[MAX_URL];
+	*status = 0;
+	int w = snprintf(url, sizeof(url), "%s%s", c->api, path);
+	if (w < 0 || (size_t)w >= sizeof(url) || path[0] != '/' || !body)
+		return TSR_INVALID;
+	struct resp r;
+	resp_init(&r);
+	c->send_body = body;
+	c->send_len = strlen(body);
+	c->once = true;
+	tsr_rc rc = request(c, "PATCH", url, org, false, NULL, &r);
+	c->send_body = NULL;
+	c->send_len = 0;
+	c->once = false;
+	*status = r.status;
+	if (rc == TSR_OK && (r.status < 200 || r.status > 299))
+		rc = TSR_UNAVAILABLE;
+	buf_wipe(&r.body);
+	return rc;
 }

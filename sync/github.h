@@ -126,6 +126,17 @@ tsr_rc gh_list(struct gh_client *c, const char *org, const char *path, gh_extrac
 /* GET one object; *out is extract(object) (a new reference; caller json_decref()s). */
 tsr_rc gh_get(struct gh_client *c, const char *org, const char *path, gh_extract_fn extract, json_t **out) TSR_WUR;
 
+/*
+ * PATCH path (relative to api_url) with the JSON text body, with the
+ * installation token of org under App auth. Sent once: no retry after an
+ * answer or a transport error (the caller backs off), but an expired
+ * installation token is renewed once. *status is the HTTP status (0 when no
+ * answer came). TSR_OK for 2xx; TSR_DENIED for 401/403, TSR_NOT_FOUND for
+ * 404, TSR_UNAVAILABLE otherwise. The body may hold a secret: it is not
+ * copied, logged or kept; the response body is wiped.
+ */
+tsr_rc gh_patch(struct gh_client *c, const char *org, const char *path, const char *body, long *status) TSR_WUR;
+
 /* Sleep up to ms, in small steps, stopping early when *cancel turns true; false if cancelled. */
 bool gh_sleep(const atomic_bool *cancel, int64_t ms);
 

@@ -21,6 +21,7 @@
 //   GET  /repos/{org}/{repo}/collaborators?affiliation=direct|outside|all
 //   GET  /repos/{org}/{repo}/teams
 //   GET  /user                                       (token's login, for login tests)
+//   PATCH /orgs/{org}/hooks/{id}/config              secret, content_type, url (answer without the secret)
 //   GET  /orgs/{org}/installation                    App JWT (RS256) auth
 //   POST /app/installations/{id}/access_tokens       App JWT -> installation token
 // with per_page (max 100) / page and Link headers (next, last, prev, first);
@@ -37,6 +38,10 @@
 //   POST /_fake/mutate            {"op",…}: change the org like GitHub would, deliver the event
 //   POST /_fake/deliver           {"event","payload","secret"?,"signature"?,"delivery"?}: send one delivery
 //   GET  /_fake/stats             sizes, and the page count of a per-repo affiliation=all listing
+//   POST /_fake/org_hook          {"org","id","url","secret"}: create or replace an organisation webhook
+//   GET  /_fake/org_hooks         the organisation webhooks, with their secrets and PATCH counts
+//   POST /_fake/org_hook/deliver  {"org","id","event","payload"?}: deliver, signed with the hook's current secret
+//   POST /_fake/fail              {"method","status","count"}: answer the next count such API requests with status
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -171,6 +176,11 @@ const MAX_LOGGED = 300000;
 const rl = { limit: 5000, remaining: 5000, window: 3600, reset: 0, secondary: null, n: 0 };
 rl.reset = Math.floor(Date.now() / 1000) + rl.window;
 let hook = null; // {url, secret}
+const orgHooks = new Map(); // "org/id" (org lower case) -> {org, id, url, secret, content_type, patches}
+for (const o of seed.orgs || []) {
+  for (const h of o.hooks || []) orgHooks.set(`${o.login.toLowerCase()}/${h.id}`, { org: o.login, id: h.id, url: h.url || '', secret: h.secret || '', content_type: 'json', patches: 0 });
+}
+const failNext = { method: '', status: 0, count: 0 }; // injected failures of API requests
 
 // ---------------------------------------------------------------- helpers
 
@@ -351,7 +361,7 @@ function conditional(req, res, body, headers = {}) {
   return 200;
 }
 
-function api(req, res, url, who) {
+function api(req, res, url, who, body) {
   const p = url.pathname.replace(/^\/api\/v3/, '').split('/').filter(Boolean).map(decodeURIComponent);
   const notFound = () => {
     spend();
@@ -377,6 +387,23 @@ function api(req, res, url, who) {
     return notFound();
   }
   if (who.kind === 'app-jwt') return send(res, 403, { message: 'Resource not accessible by integration' });
+  if (req.method === 'PATCH' && p[0] === 'orgs' && p[2] === 'hooks' && p[4] === 'config' && p.length === 5) {
+    // "Update a webhook configuration for an organization" (admin:org_hook)
+    const h = orgHooks.get(`${p[1].toLowerCase()}/${p[3]}`);
+    if (!h || (who.kind === 'installation' && who.org !== p[1].toLowerCase())) return notFound();
+    let j;
+    try { j = JSON.parse(body || '{}'); } catch { j = null; }
+    if (!j || typeof j !== 'object' || Array.isArray(j)) { spend(); return send(res, 400, { message: 'Problems parsing JSON' }, rateHeaders()); }
+    for (const k of ['url', 'content_type', 'secret', 'insecure_ssl']) {
+      if (j[k] !== undefined && typeof j[k] !== 'string') { spend(); return send(res, 422, { message: 'Invalid request.', errors: [`${k} is not a string`] }, rateHeaders()); }
+    }
+    if (j.secret !== undefined) h.secret = j.secret;
+    if (j.url !== undefined) h.url = j.url;
+    if (j.content_type !== undefined) h.content_type = j.content_type;
+    h.patches++;
+    spend();
+    return send(res, 200, { content_type: h.content_type, insecure_ssl: '0', url: h.url }, rateHeaders());
+  }
   if (req.method !== 'GET') return notFound();
 
   if (p[0] === 'orgs' && p[1]) {
@@ -599,6 +626,27 @@ async function control(req, res, url) {
     const r = await deliver(j.event, j.payload, { secret: j.secret, signature: j.signature, delivery: j.delivery, url: j.url });
     return send(res, 200, r);
   }
+  if (path === '/_fake/org_hook' && req.method === 'POST') {
+    if (!j.org || !j.id) return send(res, 400, { message: 'org and id are required' });
+    orgHooks.set(`${String(j.org).toLowerCase()}/${j.id}`, { org: j.org, id: j.id, url: j.url || '', secret: j.secret || '', content_type: 'json', patches: 0 });
+    return send(res, 200, { ok: true });
+  }
+  if (path === '/_fake/org_hooks' && req.method === 'GET') {
+    return send(res, 200, [...orgHooks.values()]);
+  }
+  if (path === '/_fake/org_hook/deliver' && req.method === 'POST') {
+    const h = orgHooks.get(`${String(j.org || '').toLowerCase()}/${j.id}`);
+    if (!h) return send(res, 404, { message: 'no such hook' });
+    const payload = j.payload || { zen: 'Keep it logically awesome.', hook_id: Number(h.id), organization: { login: h.org } };
+    const r = await deliver(j.event || 'ping', payload, { url: h.url, secret: h.secret });
+    return send(res, 200, r);
+  }
+  if (path === '/_fake/fail' && req.method === 'POST') {
+    failNext.method = String(j.method || '').toUpperCase();
+    failNext.status = j.status || 500;
+    failNext.count = j.count !== undefined ? j.count : 1;
+    return send(res, 200, { ...failNext });
+  }
   if (path === '/_fake/stats' && req.method === 'GET') {
     const out = {};
     for (const org of orgs.values()) {
@@ -622,7 +670,7 @@ async function control(req, res, url) {
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, `http://${req.headers.host || `127.0.0.1:${port}`}`);
   if (url.pathname.startsWith('/_fake/')) return control(req, res, url);
-  await readBody(req);
+  const body = await readBody(req);
   const t = Date.now();
   const rec = { t, method: req.method, path: url.pathname + url.search, inm: !!req.headers['if-none-match'], status: 0, auth: '' };
   counters.total++;
@@ -631,6 +679,9 @@ const server = http.createServer(async (req, res) => {
   let status;
   if (who.error) {
     status = send(res, 401, { message: who.error, documentation_url: 'https://docs.github.com/rest' });
+  } else if (failNext.count > 0 && (!failNext.method || failNext.method === req.method)) {
+    failNext.count--;
+    status = send(res, failNext.status, { message: 'Server Error (injected by the fake)' });
   } else {
     rateRoll();
     rl.n++;
@@ -641,7 +692,7 @@ const server = http.createServer(async (req, res) => {
     } else if (rl.remaining <= 0) {
       status = send(res, 403, { message: 'API rate limit exceeded for installation.', documentation_url: 'https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting' }, rateHeaders());
     } else {
-      status = api(req, res, url, who);
+      status = api(req, res, url, who, body);
     }
   }
   rec.status = status;
