@@ -26,6 +26,8 @@
  *                         to limit/10 requests) and serves requests locally,
  *                         so only one request per slice waits for Postgres.
  *                         A spent window is 429 with Retry-After to its end.
+ *                         Fixed windows: a burst straddling a minute boundary
+ *                         can get up to twice the limit through.
  *                         While Postgres is unreachable each replica falls
  *                         back to a local token bucket of rate_limit (the
  *                         limit then holds per replica; retried after 5 s);
