@@ -298,6 +298,16 @@ PGresult *db_exec(struct db_conn *c, const struct db_stmt *d, int n, const char 
 	return r;
 }
 
+tsr_rc db_exec_ok(struct db_conn *c, const struct db_stmt *s, int n, const char *const *params)
+{
+	tsr_rc rc;
+	PGresult *r = db_exec(c, s, n, params, &rc);
+	if (!r)
+		return rc;
+	PQclear(r);
+	return TSR_OK;
+}
+
 void *db_exec_rows(struct db_conn *c, const struct db_stmt *s, int n, const char *const *params, size_t elem_size,
 		   PGresult **res, int *rows, tsr_rc *rc)
 {

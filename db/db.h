@@ -69,6 +69,8 @@ int db_pool_size(struct db_pool *p);
  * other data errors, TSR_INTERNAL otherwise).
  */
 PGresult *db_exec(struct db_conn *c, const struct db_stmt *s, int n, const char *const *params, tsr_rc *rc) TSR_WUR;
+/* db_exec() for a statement whose rows (if any) do not matter: TSR_OK or why it failed. */
+tsr_rc db_exec_ok(struct db_conn *c, const struct db_stmt *s, int n, const char *const *params) TSR_WUR;
 /*
  * db_exec() for a list: returns a zeroed array of one elem_size element per
  * row (at least one element, so never NULL on success) for the caller to

@@ -66,12 +66,7 @@ tsr_rc db_master_key_activate(struct db_conn *c, const char *new_id)
 
 tsr_rc db_master_key_retire_unused(struct db_conn *c)
 {
-	tsr_rc rc;
-	PGresult *r = db_exec(c, &S_MK_RETIRE, 0, NULL, &rc);
-	if (!r)
-		return rc;
-	PQclear(r);
-	return TSR_OK;
+	return db_exec_ok(c, &S_MK_RETIRE, 0, NULL);
 }
 
 /* lib/crypto's hex parser, as an rc for these call chains */

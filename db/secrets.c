@@ -248,12 +248,7 @@ tsr_rc db_secret_discard(struct db_conn *c, const char *name, int version)
 	char ver[16];
 	snprintf(ver, sizeof(ver), "%d", version);
 	const char *p[] = { name, ver };
-	tsr_rc rc;
-	PGresult *r = db_exec(c, &S_DISCARD, 2, p, &rc);
-	if (!r)
-		return rc;
-	PQclear(r);
-	return TSR_OK;
+	return db_exec_ok(c, &S_DISCARD, 2, p);
 }
 
 static void push_key(const char *name, char *out, size_t n)
@@ -296,10 +291,5 @@ tsr_rc db_secret_push_put(struct db_conn *c, const char *name, const struct db_s
 	snprintf(val, sizeof(val), "%d %d %lld %ld %d %d %s", st->attempts, st->failures, (long long)st->next_attempt_ms,
 		 st->last_status, st->last_ok ? 1 : 0, st->last_version, st->last_error[0] ? st->last_error : "-");
 	const char *p[] = { key, val };
-	tsr_rc rc;
-	PGresult *r = db_exec(c, &S_PUSH_PUT, 2, p, &rc);
-	if (!r)
-		return rc;
-	PQclear(r);
-	return TSR_OK;
+	return db_exec_ok(c, &S_PUSH_PUT, 2, p);
 }

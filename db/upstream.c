@@ -114,12 +114,7 @@ tsr_rc db_upstream_mark_removed(struct db_conn *c, const char *const *names, siz
 tsr_rc db_master_key_register(struct db_conn *c, const char *master_key_id)
 {
 	const char *p[] = { master_key_id };
-	tsr_rc rc;
-	PGresult *r = db_exec(c, &S_MK_REGISTER, 1, p, &rc);
-	if (!r)
-		return rc;
-	PQclear(r);
-	return TSR_OK;
+	return db_exec_ok(c, &S_MK_REGISTER, 1, p);
 }
 
 /* lib/crypto's hex parser, as an rc for these call chains */
@@ -264,12 +259,7 @@ tsr_rc db_upstream_touch(struct db_conn *c, int64_t upstream_id)
 	char id[24];
 	snprintf(id, sizeof(id), "%" PRId64, upstream_id);
 	const char *p[] = { id };
-	tsr_rc rc;
-	PGresult *r = db_exec(c, &S_TOUCH, 1, p, &rc);
-	if (!r)
-		return rc;
-	PQclear(r);
-	return TSR_OK;
+	return db_exec_ok(c, &S_TOUCH, 1, p);
 }
 
 tsr_rc db_upstream_lock(struct db_conn *c, const char *name, int64_t *id)
@@ -406,17 +396,6 @@ static void i64s(char out[24], int64_t v)
 	snprintf(out, 24, "%" PRId64, v);
 }
 
-/* Run st and drop the result (statements without rows of interest). */
-static tsr_rc exec_only(struct db_conn *c, const struct db_stmt *st, int n, const char *const *p)
-{
-	tsr_rc rc;
-	PGresult *r = db_exec(c, st, n, p, &rc);
-	if (!r)
-		return rc;
-	PQclear(r);
-	return TSR_OK;
-}
-
 tsr_rc db_rotation_candidates(struct db_conn *c, struct rotation_candidate **out, int *n)
 {
 	tsr_rc rc;
@@ -462,7 +441,7 @@ tsr_rc db_rotation_succeeded(struct db_conn *c, int64_t upstream_id, int version
 	i64s(id, upstream_id);
 	snprintf(ver, sizeof(ver), "%d", version);
 	const char *p[] = { id, ver, fingerprint };
-	return exec_only(c, &S_ROT_SUCCESS, 3, p);
+	return db_exec_ok(c, &S_ROT_SUCCESS, 3, p);
 }
 
 tsr_rc db_rotation_failed(struct db_conn *c, int64_t upstream_id, const char *error, int base_s, int max_s,
@@ -490,7 +469,7 @@ tsr_rc db_rotation_count_failure(struct db_conn *c, int64_t upstream_id)
 	char id[24];
 	i64s(id, upstream_id);
 	const char *p[] = { id };
-	return exec_only(c, &S_ROT_COUNT_FAILURE, 1, p);
+	return db_exec_ok(c, &S_ROT_COUNT_FAILURE, 1, p);
 }
 
 tsr_rc db_rotation_reminded(struct db_conn *c, int64_t upstream_id)
@@ -498,7 +477,7 @@ tsr_rc db_rotation_reminded(struct db_conn *c, int64_t upstream_id)
 	char id[24];
 	i64s(id, upstream_id);
 	const char *p[] = { id };
-	return exec_only(c, &S_ROT_REMINDED, 1, p);
+	return db_exec_ok(c, &S_ROT_REMINDED, 1, p);
 }
 
 tsr_rc db_rotation_status(struct db_conn *c, const char *name, struct rotation_status *out)
@@ -547,7 +526,7 @@ tsr_rc db_upstream_key_set_provider_id(struct db_conn *c, int64_t key_id, const 
 	char id[24];
 	i64s(id, key_id);
 	const char *p[] = { id, provider_key_id };
-	return exec_only(c, &S_KEY_PROVIDER_ID, 2, p);
+	return db_exec_ok(c, &S_KEY_PROVIDER_ID, 2, p);
 }
 
 tsr_rc db_upstream_keys_to_delete(struct db_conn *c, struct upstream_key_to_delete **out, int *n)
@@ -576,7 +555,7 @@ tsr_rc db_upstream_key_provider_deleted(struct db_conn *c, int64_t key_id)
 	char id[24];
 	i64s(id, key_id);
 	const char *p[] = { id };
-	return exec_only(c, &S_KEY_PROVIDER_DELETED, 1, p);
+	return db_exec_ok(c, &S_KEY_PROVIDER_DELETED, 1, p);
 }
 
 tsr_rc db_upstream_key_provider_delete_failed(struct db_conn *c, int64_t key_id, int base_s, int max_s,
