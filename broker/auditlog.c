@@ -16,15 +16,17 @@
  * acknowledged. Only the writer thread touches the spool.
  *
  * With [audit] durability = journal the same file is the write-ahead
- * journal: the writer appends every batch to it (one write and one
- * fdatasync, on an fd kept open) and acknowledges; a second thread, the
+ * journal: the writer appends every batch to it (one synchronous write,
+ * O_DIRECT | O_DSYNC, into space allocated ahead so the file's size does
+ * not change; see journal_write) and acknowledges; a second thread, the
  * shipper, reads what was appended since it last looked (by byte offset,
  * j_shipped) and appends it to the chain in journal order. What it ships
  * in this process's lifetime is known stored, so it appends plainly; what
  * is uncertain (a journal found at start, a chunk whose commit failed) is
  * shipped with db_audit_replay's de-duplication. Once everything is shipped
- * the file is truncated (not synced: a resurrected prefix is de-duplicated
- * on the next start). Before each append the writer checks that the path
+ * the journal starts over (not synced: a resurrected prefix is de-duplicated
+ * on the next start): at offset 0 in the same space while busy, truncated
+ * when quiet. Before each append the writer checks that the path
  * still names its open file, so records never go to a removed journal.
  * jmu guards the j_* fields and is held by the writer across its write +
  * fdatasync; al->mu and al->jmu are never held together.
@@ -52,7 +54,10 @@
 #define MAX_QUEUE 20000
 #define REPLAY_CHUNK 500
 #define SHIP_GATHER_NS 2000000L /* the shipper's pause after a pass that shipped something */
-#define TRUNCATE_AT (1 << 20) /* truncate a fully shipped journal once it is this big (or when idle) */
+#define TRUNCATE_AT (1 << 20) /* start a fully shipped journal over once it is this big (or when idle) */
+#define JBLK 4096               /* journal writes: offset, length and buffer aligned to this */
+#define J_STEP ((off_t)4 << 20) /* the journal grows in steps of this (j_grow) */
+#define J_SCAN ((size_t)64 << 10) /* j_open reads the journal this much at a time */
 
 struct item {
 	struct item *next;
@@ -88,7 +93,14 @@ struct auditlog {
 	pthread_cond_t ship;      /* with mu: work for the shipper */
 	bool ship_kick, ship_stop;
 	pthread_mutex_t jmu;
-	int j_fd;                 /* -1: not open */
+	int j_fd;                 /* -1: not open; the writer's (O_DIRECT | O_DSYNC when j_direct) */
+	int j_rfd;                /* the same file, read-only and buffered: scans and the shipper */
+	bool j_direct;
+	off_t j_alloc;            /* the file's size: [j_size, j_alloc) is zeros */
+	char *j_wbuf;             /* the writer's JBLK-aligned staging buffer */
+	size_t j_wcap;
+	char *j_zero;             /* J_STEP zero bytes, JBLK-aligned (j_grow without fallocate) */
+	char j_tail[JBLK];        /* [j_size rounded down to JBLK, j_size): rewritten with each batch */
 	dev_t j_dev;
 	ino_t j_ino;
 	off_t j_size;             /* bytes of complete, durable batches */
@@ -361,6 +373,8 @@ static tsr_rc spool_replay(struct auditlog *al)
 	tsr_rc rc = evs && docs ? TSR_OK : TSR_INTERNAL;
 	for (;;) {
 		ssize_t len = rc == TSR_OK ? getline(&line, &cap, f) : -1;
+		if (len > 0 && line[0] == '\0')
+			len = 0; /* a journal's zero padding (left by durability = journal): the end */
 		if (len > 0 && line[len - 1] == '\n') {
 			json_t *j = json_loadb(line, (size_t)len, 0, NULL);
 			if (j && event_from_json(j, &evs[n])) {
@@ -424,13 +438,18 @@ static void j_close(struct auditlog *al)
 {
 	if (al->j_fd >= 0)
 		close(al->j_fd);
-	al->j_fd = -1;
+	if (al->j_rfd >= 0)
+		close(al->j_rfd);
+	al->j_fd = al->j_rfd = -1;
 	al->j_gen++;
 }
 
 /*
- * Open (or create) the journal (jmu held). A torn last line (a crash in
- * the middle of an append) is cut off: its batch was never acknowledged.
+ * Open (or create) the journal (jmu held). Its content ends at the first
+ * zero byte (every batch is written padded with zeros to a JBLK boundary,
+ * at least one) or at the end of the file. A line without its newline
+ * before that end is a torn batch (a crash in the middle of a write): it
+ * was never acknowledged and is cut off with whatever follows the content.
  * Whatever the file holds is treated as possibly stored already (shipped
  * with de-duplication).
  */
@@ -443,26 +462,49 @@ static tsr_rc j_open(struct auditlog *al)
 		return TSR_UNAVAILABLE;
 	}
 	bool created = access(al->spool_path, F_OK) != 0;
-	int fd = open(al->spool_path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	/* each batch is one synchronous write to blocks already allocated: no file-size change to journal */
+	bool direct = true;
+	int fd = open(al->spool_path, O_RDWR | O_CREAT | O_CLOEXEC | O_DIRECT | O_DSYNC, 0600);
+	if (fd < 0 && errno == EINVAL) { /* no direct I/O here (tmpfs): buffered writes and fdatasync */
+		direct = false;
+		fd = open(al->spool_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	}
+	int rfd = fd >= 0 ? open(al->spool_path, O_RDONLY | O_CLOEXEC) : -1;
 	struct stat st;
-	if (fd < 0 || fstat(fd, &st) != 0) {
+	if (fd < 0 || rfd < 0 || fstat(fd, &st) != 0) {
 		log_error("audit_journal_unwritable", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		if (rfd >= 0)
+			close(rfd);
 		return TSR_UNAVAILABLE;
 	}
-	off_t end = st.st_size;
-	char tail[4096];
-	while (end > 0) {
-		off_t from = end > (off_t)sizeof(tail) ? end - (off_t)sizeof(tail) : 0;
-		ssize_t got = pread(fd, tail, (size_t)(end - from), from);
+	char *buf = malloc(J_SCAN);
+	off_t zero_at = st.st_size, end;
+	bool readable = buf != NULL;
+	for (off_t off = 0; readable && off < st.st_size;) {
+		ssize_t got = pread(rfd, buf, J_SCAN, off);
+		if (got <= 0) {
+			readable = false;
+			break;
+		}
+		char *nul = memchr(buf, 0, (size_t)got);
+		if (nul) {
+			zero_at = off + (off_t)(nul - buf);
+			break;
+		}
+		off += (off_t)got;
+	}
+	/* back from the first zero to the last newline before it */
+	for (end = zero_at; readable && end > 0;) {
+		off_t from = end > (off_t)J_SCAN ? end - (off_t)J_SCAN : 0;
+		ssize_t got = pread(rfd, buf, (size_t)(end - from), from);
 		if (got != (ssize_t)(end - from)) {
-			log_error("audit_journal_unreadable", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
-			close(fd);
-			return TSR_UNAVAILABLE;
+			readable = false;
+			break;
 		}
 		ssize_t k = got - 1;
-		while (k >= 0 && tail[k] != '\n')
+		while (k >= 0 && buf[k] != '\n')
 			k--;
 		if (k >= 0) {
 			end = from + (off_t)k + 1;
@@ -470,25 +512,97 @@ static tsr_rc j_open(struct auditlog *al)
 		}
 		end = from;
 	}
-	if (end != st.st_size) {
-		log_warn("audit_journal_torn_line", "path=%s bytes=%lld", al->spool_path, (long long)(st.st_size - end));
-		if (ftruncate(fd, end) != 0) {
-			log_error("audit_journal_truncate_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
-			close(fd);
-			return TSR_UNAVAILABLE;
-		}
+	free(buf);
+	off_t blk = readable ? end & ~(off_t)(JBLK - 1) : 0;
+	if (!readable || pread(rfd, al->j_tail, (size_t)(end - blk), blk) != (ssize_t)(end - blk)) {
+		log_error("audit_journal_unreadable", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+		close(fd);
+		close(rfd);
+		return TSR_UNAVAILABLE;
+	}
+	if (zero_at != end)
+		log_warn("audit_journal_torn_line", "path=%s bytes=%lld", al->spool_path, (long long)(zero_at - end));
+	if (end != st.st_size && ftruncate(fd, end) != 0) {
+		log_error("audit_journal_truncate_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+		close(fd);
+		close(rfd);
+		return TSR_UNAVAILABLE;
 	}
 	if (created)
 		fsync_dir(al->spool_dir);
 	al->j_fd = fd;
+	al->j_rfd = rfd;
+	al->j_direct = direct;
 	al->j_dev = st.st_dev;
 	al->j_ino = st.st_ino;
-	al->j_size = end;
+	al->j_size = al->j_alloc = end;
 	al->j_shipped = 0;
 	al->j_dedup = end > 0;
 	al->j_gen++;
 	if (end > 0)
 		log_warn("audit_journal_found", "path=%s bytes=%lld", al->spool_path, (long long)end);
+	return TSR_OK;
+}
+
+/* Write [p, p + len) at `at` and make it durable (jmu held; JBLK-aligned when direct). */
+static tsr_rc j_write_at(struct auditlog *al, const char *p, size_t len, off_t at)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t w = pwrite(al->j_fd, p + done, len - done, at + (off_t)done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EINVAL && al->j_direct && done == 0) {
+			/* the file system took O_DIRECT at open but refuses the write: buffered from here on */
+			int fl = fcntl(al->j_fd, F_GETFL);
+			if (fl >= 0 && fcntl(al->j_fd, F_SETFL, fl & ~O_DIRECT) == 0) {
+				al->j_direct = false;
+				log_info("audit_journal_buffered", "path=%s reason=\"direct I/O refused\"", al->spool_path);
+				continue;
+			}
+		}
+		if (w <= 0) {
+			log_error("audit_journal_write_failed", "path=%s error=\"%s\"", al->spool_path,
+				  w < 0 ? strerror(errno) : "nothing written");
+			return TSR_UNAVAILABLE;
+		}
+		done += (size_t)w;
+	}
+	if (!al->j_direct && fdatasync(al->j_fd) != 0) {
+		log_error("audit_journal_fsync_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
+		return TSR_UNAVAILABLE;
+	}
+	return TSR_OK;
+}
+
+/*
+ * Extend the journal to at least want (jmu held; J_STEP at a time) with
+ * blocks that read as zeros: allocated (fallocate) where the file system
+ * can, so a batch written there changes no file size, else written zeros.
+ * Not synced: a batch's own synchronous write makes what it needs durable.
+ */
+static tsr_rc j_grow(struct auditlog *al, off_t want)
+{
+	off_t from = (al->j_alloc + JBLK - 1) & ~(off_t)(JBLK - 1);
+	off_t to = (want + J_STEP - 1) / J_STEP * J_STEP;
+	if (fallocate(al->j_fd, 0, from, to - from) == 0) {
+		al->j_alloc = to;
+		return TSR_OK;
+	}
+	if (!al->j_zero) {
+		if (posix_memalign((void **)&al->j_zero, JBLK, (size_t)J_STEP) != 0) {
+			al->j_zero = NULL;
+			return TSR_INTERNAL;
+		}
+		memset(al->j_zero, 0, (size_t)J_STEP);
+	}
+	for (off_t off = from; off < to; off += J_STEP) {
+		size_t n = (size_t)(to - off < J_STEP ? to - off : J_STEP);
+		tsr_rc rc = j_write_at(al, al->j_zero, n, off);
+		if (rc != TSR_OK)
+			return rc;
+	}
+	al->j_alloc = to;
 	return TSR_OK;
 }
 
@@ -505,7 +619,14 @@ static void set_journal_health(struct auditlog *al, bool ok, bool kick)
 	pthread_mutex_unlock(&al->mu);
 }
 
-/* Append n events to the journal and make them durable (the writer thread). */
+/*
+ * Append n events to the journal and make them durable (the writer thread):
+ * one write of the blocks from the one holding the end of the content (its
+ * bytes rewritten unchanged from j_tail) to past the new end, padded with
+ * zeros; with O_DIRECT | O_DSYNC it returns once the blocks are on stable
+ * storage. A torn write can only lose the new batch: the bytes already
+ * acknowledged are rewritten identical.
+ */
 static tsr_rc journal_write(struct auditlog *al, const struct audit_event *ev, int n)
 {
 	struct buf out;
@@ -522,32 +643,39 @@ static tsr_rc journal_write(struct auditlog *al, const struct audit_event *ev, i
 		j_close(al);
 	}
 	rc = j_open(al);
-	bool full = false;
+	bool full = false, wrote = false;
 	if (rc == TSR_OK && (long long)(al->j_size - al->j_shipped) + (long long)out.len > al->journal_max) {
 		full = true;
 		rc = TSR_UNAVAILABLE;
 	}
-	size_t off = 0;
-	while (rc == TSR_OK && off < out.len) {
-		ssize_t w = write(al->j_fd, out.data + off, out.len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			log_error("audit_journal_write_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
-			rc = TSR_UNAVAILABLE;
-			break;
+	off_t blk = al->j_size & ~(off_t)(JBLK - 1);
+	size_t head = (size_t)(al->j_size - blk);
+	size_t span = (head + out.len + 1 + JBLK - 1) & ~(size_t)(JBLK - 1); /* at least one zero after the content */
+	if (rc == TSR_OK && span > al->j_wcap) {
+		free(al->j_wbuf);
+		al->j_wcap = 0;
+		if (posix_memalign((void **)&al->j_wbuf, JBLK, span) != 0) {
+			al->j_wbuf = NULL;
+			rc = TSR_INTERNAL;
+		} else {
+			al->j_wcap = span;
 		}
-		off += (size_t)w;
 	}
-	bool synced = rc == TSR_OK && fdatasync(al->j_fd) == 0;
-	if (rc == TSR_OK && !synced) {
-		log_error("audit_journal_fsync_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
-		rc = TSR_UNAVAILABLE;
+	if (rc == TSR_OK && blk + (off_t)span > al->j_alloc)
+		rc = j_grow(al, blk + (off_t)span);
+	if (rc == TSR_OK) {
+		memcpy(al->j_wbuf, al->j_tail, head);
+		memcpy(al->j_wbuf + head, out.data, out.len);
+		memset(al->j_wbuf + head + out.len, 0, span - head - out.len);
+		wrote = true;
+		rc = j_write_at(al, al->j_wbuf, span, blk);
 	}
 	if (rc == TSR_OK) {
 		al->j_size += (off_t)out.len;
-	} else if (off > 0) {
-		/* take the unacknowledged batch back; after a failed fsync the file is not trusted: reopen */
+		off_t nblk = al->j_size & ~(off_t)(JBLK - 1);
+		memcpy(al->j_tail, al->j_wbuf + (nblk - blk), (size_t)(al->j_size - nblk));
+	} else if (wrote) {
+		/* take the unacknowledged batch back; after a failed write the file is not trusted: reopen */
 		if (ftruncate(al->j_fd, al->j_size) != 0)
 			log_error("audit_journal_truncate_failed", "path=%s error=\"%s\"", al->spool_path, strerror(errno));
 		j_close(al);
@@ -661,7 +789,7 @@ static tsr_rc journal_ship(struct auditlog *al, bool idle, bool *shipped)
 {
 	*shipped = false;
 	pthread_mutex_lock(&al->jmu);
-	int fd = al->j_fd >= 0 ? dup(al->j_fd) : -1;
+	int fd = al->j_rfd >= 0 ? dup(al->j_rfd) : -1;
 	off_t from = al->j_shipped, end = al->j_size;
 	bool dedup = al->j_dedup;
 	unsigned gen = al->j_gen;
@@ -677,9 +805,17 @@ static tsr_rc journal_ship(struct auditlog *al, bool idle, bool *shipped)
 			al->j_dedup = true; /* a commit whose outcome is unknown: de-duplicate the retry */
 		else if (al->j_shipped == end)
 			al->j_dedup = false;
-		if (rc == TSR_OK && al->j_shipped == al->j_size && al->j_size > 0 && (idle || al->j_size >= TRUNCATE_AT)) {
-			/* not synced: if the old content comes back after a crash it is de-duplicated */
-			if (ftruncate(al->j_fd, 0) == 0) {
+		if (rc == TSR_OK && al->j_shipped == al->j_size &&
+		    (al->j_size >= TRUNCATE_AT || (idle && (al->j_size > 0 || al->j_alloc > 0)))) {
+			/*
+			 * Start over. Not synced: if the old content comes back after a crash
+			 * it is de-duplicated. Busy: keep the zero-filled space; the next
+			 * batch, written at 0, ends the content with its padding. Quiet: give
+			 * the space back.
+			 */
+			if (!idle || ftruncate(al->j_fd, 0) == 0) {
+				if (idle)
+					al->j_alloc = 0;
 				al->j_size = al->j_shipped = 0;
 				al->j_gen++;
 			} else {
@@ -916,7 +1052,7 @@ tsr_rc auditlog_start(struct broker *b, struct auditlog **out)
 	snprintf(al->spool_path, sizeof(al->spool_path), "%s/audit.spool", al->spool_dir);
 	al->journal = !b->cfg->audit.durability || strcmp(b->cfg->audit.durability, "postgres") != 0;
 	al->journal_max = b->cfg->audit.journal_max_bytes > 0 ? b->cfg->audit.journal_max_bytes : (256LL << 20);
-	al->j_fd = -1;
+	al->j_fd = al->j_rfd = -1;
 	pthread_mutex_init(&al->jmu, NULL);
 	pthread_cond_init(&al->ship, NULL);
 	struct stat st;
@@ -981,10 +1117,10 @@ void auditlog_stop(struct auditlog *al)
 		pthread_join(al->shipper, NULL);
 	}
 	pthread_mutex_lock(&al->jmu);
-	if (al->j_fd >= 0)
-		close(al->j_fd);
-	al->j_fd = -1;
+	j_close(al);
 	pthread_mutex_unlock(&al->jmu);
+	free(al->j_wbuf);
+	free(al->j_zero);
 	drop_conn(al);
 	pthread_mutex_destroy(&al->jmu);
 	pthread_cond_destroy(&al->ship);

@@ -6,7 +6,7 @@
 # every append needs) while requests are answered; the journal fills up to
 # journal_max_bytes and then the gateway fails closed (503, nothing
 # forwarded, /readyz says so). tesserad is then killed with SIGKILL, the
-# journal gets a torn last line (a crash in the middle of an append), the
+# journal gets a torn last line (a crash in the middle of a write), the
 # lock is released and tesserad restarted: every request that was answered
 # 2xx has exactly one record in PostgreSQL, none twice, the chain has no gap
 # and `tessera audit verify` accepts it.
@@ -91,7 +91,9 @@ like "$ready" 'journal full' "readyz_says_the_journal_is_full"
 # crash: SIGKILL, a torn last line, then the lock goes and tesserad restarts
 kill -KILL "$TESSERAD_PID"
 wait "$TESSERAD_PID" 2>/dev/null
-printf '{"at_us":17956,"event_id":"torn' >>"$journal"
+# the torn write: part of a line where the content ends (at the first zero byte: each batch is padded with zeros)
+end=$(head -z -n 1 "$journal" | tr -d '\000' | wc -c)
+printf '{"at_us":17956,"event_id":"torn' | dd of="$journal" bs=1 seek="$end" conv=notrunc status=none
 printf 'ROLLBACK;\n' >&7
 exec 7>&-
 wait "$lockpid"
