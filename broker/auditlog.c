@@ -53,6 +53,7 @@
 #define MAX_BATCH 512
 #define MAX_QUEUE 20000
 #define REPLAY_CHUNK 500
+#define SHIP_MEM (16LL << 20) /* journaled bytes the shipper may take from memory rather than the file */
 #define SHIP_GATHER_NS 2000000L /* the shipper's pause after a pass that shipped something */
 #define TRUNCATE_AT (1 << 20) /* start a fully shipped journal over once it is this big (or when idle) */
 #define JBLK 4096               /* journal writes: offset, length and buffer aligned to this */
@@ -67,6 +68,20 @@ struct item {
 	void *cb_arg;
 	bool done;
 	tsr_rc rc;
+};
+
+/*
+ * A journaled batch, kept for the shipper so it need not read back and
+ * parse what the writer just wrote: the journal's bytes [from, to) of
+ * generation gen hold exactly these events, in this order. The items are
+ * the shipper's (heap copies of synchronous waiters' events).
+ */
+struct shipb {
+	struct shipb *next;
+	off_t from, to;
+	unsigned gen;
+	int n;
+	struct item *it[];
 };
 
 struct auditlog {
@@ -107,6 +122,8 @@ struct auditlog {
 	off_t j_shipped;          /* prefix known to be in Postgres */
 	bool j_dedup;             /* [j_shipped, ...) may be partly stored already */
 	unsigned j_gen;           /* bumped when the file is truncated or replaced */
+	struct shipb *sq, *sq_tail; /* journaled batches not yet shipped, in journal order (under jmu) */
+	long long sq_bytes;       /* their journal bytes: at most SHIP_MEM, the rest is read back from the file */
 };
 
 /* Copy the strings of src into one allocation owned by the item. */
@@ -138,6 +155,34 @@ static tsr_rc item_fill(struct item *it, const struct audit_event *src)
 		p += len;
 	}
 	return TSR_OK;
+}
+
+static void item_free(struct item *it)
+{
+	if (it) {
+		free(it->blob);
+		free(it);
+	}
+}
+
+/* A heap item holding a copy of ev (NULL: out of memory). */
+static struct item *item_copy(const struct audit_event *ev)
+{
+	struct item *it = calloc(1, sizeof(*it));
+	if (it && item_fill(it, ev) != TSR_OK) {
+		item_free(it);
+		it = NULL;
+	}
+	return it;
+}
+
+static void shipb_free(struct shipb *sb)
+{
+	if (!sb)
+		return;
+	for (int i = 0; i < sb->n; i++)
+		item_free(sb->it[i]);
+	free(sb);
 }
 
 /* ---------- Postgres ---------- */
@@ -627,7 +672,7 @@ static void set_journal_health(struct auditlog *al, bool ok, bool kick)
  * storage. A torn write can only lose the new batch: the bytes already
  * acknowledged are rewritten identical.
  */
-static tsr_rc journal_write(struct auditlog *al, const struct audit_event *ev, int n)
+static tsr_rc journal_write(struct auditlog *al, const struct audit_event *ev, int n, struct shipb **sb)
 {
 	struct buf out;
 	tsr_rc rc = events_dump(ev, n, &out);
@@ -671,6 +716,19 @@ static tsr_rc journal_write(struct auditlog *al, const struct audit_event *ev, i
 		rc = j_write_at(al, al->j_wbuf, span, blk);
 	}
 	if (rc == TSR_OK) {
+		if (*sb && al->sq_bytes + (long long)out.len <= SHIP_MEM) {
+			/* the shipper's now; beyond SHIP_MEM (Postgres away) it reads the file */
+			(*sb)->from = al->j_size;
+			(*sb)->to = al->j_size + (off_t)out.len;
+			(*sb)->gen = al->j_gen;
+			if (al->sq_tail)
+				al->sq_tail->next = *sb;
+			else
+				al->sq = *sb;
+			al->sq_tail = *sb;
+			al->sq_bytes += (long long)out.len;
+			*sb = NULL;
+		}
 		al->j_size += (off_t)out.len;
 		off_t nblk = al->j_size & ~(off_t)(JBLK - 1);
 		memcpy(al->j_tail, al->j_wbuf + (nblk - blk), (size_t)(al->j_size - nblk));
@@ -785,19 +843,100 @@ static tsr_rc ship_range(struct auditlog *al, int fd, off_t from, off_t end, boo
 }
 
 /* Ship what the journal holds beyond j_shipped (the shipper thread); truncate it once all is shipped. */
+/* Drop queued batches that are no longer unshipped in the current journal (jmu held). */
+static void sq_prune(struct auditlog *al)
+{
+	while (al->sq && (al->sq->gen != al->j_gen || al->sq->to <= al->j_shipped)) {
+		struct shipb *sb = al->sq;
+		al->sq = sb->next;
+		if (!al->sq)
+			al->sq_tail = NULL;
+		al->sq_bytes -= (long long)(sb->to - sb->from);
+		shipb_free(sb);
+	}
+}
+
+/* Ship the queued batches sb (a contiguous run of the journal ending at upto), then advance j_shipped. */
+static tsr_rc ship_mem(struct auditlog *al, struct shipb *sb, off_t upto, bool dedup, unsigned gen)
+{
+	int n = 0;
+	for (struct shipb *b = sb; b; b = b->next)
+		n += b->n;
+	struct audit_event *evs = calloc((size_t)n ? (size_t)n : 1, sizeof(*evs));
+	tsr_rc rc = evs ? writer_conn(al) : TSR_INTERNAL;
+	if (rc == TSR_OK) {
+		int k = 0, stored = 0;
+		for (struct shipb *b = sb; b; b = b->next)
+			for (int i = 0; i < b->n; i++)
+				evs[k++] = b->it[i]->ev;
+		rc = dedup ? replay_chunk(al, evs, n, &stored) : ship_chunk(al, evs, n, &stored);
+	}
+	free(evs);
+	while (sb) {
+		struct shipb *next = sb->next;
+		shipb_free(sb);
+		sb = next;
+	}
+	if (rc != TSR_OK)
+		return rc; /* what was taken is read back from the file on the retry */
+	pthread_mutex_lock(&al->jmu);
+	if (al->j_gen == gen)
+		al->j_shipped = upto;
+	long long unshipped = al->j_fd >= 0 ? (long long)(al->j_size - al->j_shipped) : 0;
+	pthread_mutex_unlock(&al->jmu);
+	atomic_store(&al->spool_bytes, unshipped);
+	return TSR_OK;
+}
+
+/*
+ * Ship what the journal holds beyond j_shipped (the shipper thread): the
+ * batches the writer queued from memory, the rest (found at start, or not
+ * queued) read back from the file; start the journal over once all of it
+ * is shipped.
+ */
 static tsr_rc journal_ship(struct auditlog *al, bool idle, bool *shipped)
 {
 	*shipped = false;
 	pthread_mutex_lock(&al->jmu);
 	int fd = al->j_rfd >= 0 ? dup(al->j_rfd) : -1;
-	off_t from = al->j_shipped, end = al->j_size;
+	off_t start = al->j_shipped, end = al->j_size;
 	bool dedup = al->j_dedup;
 	unsigned gen = al->j_gen;
 	pthread_mutex_unlock(&al->jmu);
 	if (fd < 0)
 		return TSR_OK; /* nothing open, nothing to ship (the writer reports an unwritable journal) */
-	tsr_rc rc = from < end ? ship_range(al, fd, from, end, dedup, gen) : TSR_OK;
-	*shipped = from < end;
+	tsr_rc rc = TSR_OK;
+	for (off_t from = start; rc == TSR_OK && from < end;) {
+		struct shipb *take = NULL, **tailp = &take;
+		off_t upto = end;
+		int cnt = 0;
+		pthread_mutex_lock(&al->jmu);
+		bool same = al->j_gen == gen;
+		sq_prune(al);
+		if (same && al->sq && al->sq->from == from) {
+			for (upto = from; al->sq && al->sq->from == upto && al->sq->to <= end &&
+					  (cnt == 0 || cnt + al->sq->n <= REPLAY_CHUNK);) {
+				struct shipb *sb = al->sq;
+				al->sq = sb->next;
+				if (!al->sq)
+					al->sq_tail = NULL;
+				al->sq_bytes -= (long long)(sb->to - sb->from);
+				sb->next = NULL;
+				*tailp = sb;
+				tailp = &sb->next;
+				cnt += sb->n;
+				upto = sb->to;
+			}
+		} else if (same && al->sq && al->sq->from > from && al->sq->from < end) {
+			upto = al->sq->from;
+		}
+		pthread_mutex_unlock(&al->jmu);
+		if (!same)
+			break; /* the journal was replaced under us (logged by the writer) */
+		rc = take ? ship_mem(al, take, upto, dedup, gen) : ship_range(al, fd, from, upto, dedup, gen);
+		from = upto;
+	}
+	*shipped = start < end;
 	close(fd);
 	pthread_mutex_lock(&al->jmu);
 	if (al->j_gen == gen) {
@@ -987,14 +1126,22 @@ static void *writer(void *arg)
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (evs && batch && rcs && al->journal) {
 			/* acknowledged from the journal, so refuse here what Postgres would refuse later */
+			/* copies for the shipper (without them it reads the batch back from the file) */
+			struct shipb *sb = calloc(1, sizeof(*sb) + (size_t)n * sizeof(sb->it[0]));
 			for (int i = 0; i < n; i++) {
 				rcs[i] = audit_event_check(&batch[i]->ev);
-				if (rcs[i] == TSR_OK)
-					evs[m++] = batch[i]->ev;
-				else
+				if (rcs[i] != TSR_OK) {
 					log_error("audit_event_invalid", "action=%s", batch[i]->ev.action ? batch[i]->ev.action : "-");
+					continue;
+				}
+				evs[m++] = batch[i]->ev;
+				if (sb && !(sb->it[sb->n++] = item_copy(&batch[i]->ev))) {
+					shipb_free(sb);
+					sb = NULL;
+				}
 			}
-			rc = m > 0 ? journal_write(al, evs, m) : TSR_OK;
+			rc = m > 0 ? journal_write(al, evs, m, &sb) : TSR_OK;
+			shipb_free(sb); /* not taken */
 		} else if (evs && batch && rcs) {
 			for (int i = 0; i < n; i++) {
 				evs[i] = batch[i]->ev;
@@ -1118,6 +1265,11 @@ void auditlog_stop(struct auditlog *al)
 	}
 	pthread_mutex_lock(&al->jmu);
 	j_close(al);
+	while (al->sq) {
+		struct shipb *next = al->sq->next;
+		shipb_free(al->sq);
+		al->sq = next;
+	}
 	pthread_mutex_unlock(&al->jmu);
 	free(al->j_wbuf);
 	free(al->j_zero);
