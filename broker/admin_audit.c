@@ -534,6 +534,7 @@ static tsr_rc verify_range(struct task *t, struct db_conn *c)
 
 static void *task_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "audit-task");
 	struct task *t = arg;
 	struct db_conn *c = NULL;
 	tsr_rc rc = db_acquire(t->b->pool, 5000, &c);

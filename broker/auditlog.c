@@ -977,6 +977,7 @@ static void set_pg_health(struct auditlog *al, bool ok)
 
 static void *shipper(void *arg)
 {
+	pthread_setname_np(pthread_self(), "audit-shipper");
 	struct auditlog *al = arg;
 	bool backoff = false;
 	pthread_mutex_lock(&al->mu);
@@ -1090,6 +1091,7 @@ static void maintain(struct auditlog *al)
 
 static void *writer(void *arg)
 {
+	pthread_setname_np(pthread_self(), "audit-writer"); /* in top -H, perf, gdb */
 	struct auditlog *al = arg;
 	struct audit_event *evs = calloc(MAX_BATCH, sizeof(*evs));
 	struct item **batch = calloc(MAX_BATCH, sizeof(*batch));

@@ -91,6 +91,9 @@ static void run_turn(struct job *j, bool requested, const char *arg)
 static void *job_main(void *arg)
 {
 	struct job *j = arg;
+	char name[16]; /* the kernel's limit, with the NUL */
+	snprintf(name, sizeof(name), "%s", j->def->name);
+	pthread_setname_np(pthread_self(), name);
 	pthread_mutex_lock(&j->mu);
 	while (!j->stop) {
 		int64_t iv = j->def->interval(j->owner->b->cfg);

@@ -168,6 +168,7 @@ static void drain_done(struct uclient *en)
 
 static void *run(void *arg)
 {
+	pthread_setname_np(pthread_self(), "upstream");
 	struct uclient *en = arg;
 	struct epoll_event evs[64];
 	int running = 0;
