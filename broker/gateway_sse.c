@@ -21,6 +21,8 @@ static void take(json_t *u, const char *k1, const char *k2, int64_t *v)
 
 void gw_usage_from_json(const char *p, size_t n, int64_t *in, int64_t *out)
 {
+	if (!memmem(p, n, "\"usage\"", 7))
+		return; /* most stream events carry none: not worth a parse */
 	json_t *j = json_loadb(p, n, 0, NULL);
 	if (!j)
 		return;

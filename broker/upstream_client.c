@@ -67,14 +67,17 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 {
 	struct uclient *en = userp;
 	if (what == CURL_POLL_REMOVE) {
-		epoll_ctl(en->epfd, EPOLL_CTL_DEL, s, NULL);
+		epoll_ctl(en->epfd, EPOLL_CTL_DEL, s, NULL); /* libcurl forgets socketp with it */
 		return 0;
 	}
 	struct epoll_event ev = { 0 };
 	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
 	ev.data.u64 = TAG_FD | (uint32_t)s;
-	if (epoll_ctl(en->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
-		epoll_ctl(en->epfd, EPOLL_CTL_ADD, s, &ev);
+	/* socketp marks a socket already in the epoll set: one epoll_ctl, not a failing MOD and an ADD */
+	if (socketp && epoll_ctl(en->epfd, EPOLL_CTL_MOD, s, &ev) == 0)
+		return 0;
+	if (epoll_ctl(en->epfd, EPOLL_CTL_ADD, s, &ev) == 0 || (errno == EEXIST && epoll_ctl(en->epfd, EPOLL_CTL_MOD, s, &ev) == 0))
+		curl_multi_assign(en->multi, s, en);
 	return 0;
 }
 
