@@ -54,7 +54,7 @@
 #define MAX_QUEUE 20000
 #define REPLAY_CHUNK 500
 #define SHIP_MEM (16LL << 20) /* journaled bytes the shipper may take from memory rather than the file */
-#define SHIP_GATHER_NS 2000000L /* the shipper's pause after a pass that shipped something */
+#define SHIP_GATHER_NS 10000000L /* the shipper's pause after a pass that shipped something: larger COPYs */
 #define TRUNCATE_AT (1 << 20) /* start a fully shipped journal over once it is this big (or when idle) */
 #define JBLK 4096               /* journal writes: offset, length and buffer aligned to this */
 #define J_STEP ((off_t)4 << 20) /* the journal grows in steps of this (j_grow) */
