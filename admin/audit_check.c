@@ -109,7 +109,7 @@ tsr_rc audit_check_new(const struct audit_pubkey *keys, int nkeys, const char *p
 	k->keys = calloc((size_t)nkeys + 1, sizeof(*keys));
 	k->digest = EVP_MD_CTX_new();
 	k->path = path ? strdup(path) : NULL;
-	if (!k->keys || !k->digest || (path && !k->path) || EVP_DigestInit_ex(k->digest, EVP_sha256(), NULL) != 1) {
+	if (!k->keys || !k->digest || (path && !k->path) || EVP_DigestInit_ex(k->digest, crypto_md_sha256(), NULL) != 1) {
 		audit_check_free(k);
 		return TSR_INTERNAL;
 	}

@@ -615,7 +615,7 @@ static tsr_rc start_task(struct http_req *r, enum task_kind kind)
 	if (kind == T_EXPORT) {
 		t->ring = malloc(RING_BYTES);
 		t->digest = EVP_MD_CTX_new();
-		if (!t->ring || !t->digest || EVP_DigestInit_ex(t->digest, EVP_sha256(), NULL) != 1) {
+		if (!t->ring || !t->digest || EVP_DigestInit_ex(t->digest, crypto_md_sha256(), NULL) != 1) {
 			task_free(t);
 			return TSR_INTERNAL;
 		}

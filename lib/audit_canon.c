@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "audit_canon.h"
+#include "crypto.h"
 
 const char *const audit_field_names[AUF_NFIELDS] = {
 	"seq", "at", "event_id", "actor_user_id", "actor", "actor_addr", "action", "target", "outcome",
@@ -20,7 +21,7 @@ void audit_canon_hash(const char *const fields[AUF_NFIELDS], const uint8_t prev[
 {
 	static const char tag[] = "tessera-audit-v1";
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+	if (!ctx || EVP_DigestInit_ex(ctx, crypto_md_sha256(), NULL) != 1)
 		abort(); /* broken invariant: SHA-256 is always available */
 	EVP_DigestUpdate(ctx, prev, 32);
 	EVP_DigestUpdate(ctx, tag, sizeof(tag) - 1);

@@ -47,7 +47,7 @@ void audit_verify_hash(struct audit_verifier *v, const char *const f[AUF_NFIELDS
 		audit_canon_hash(f, prev, out);
 		return;
 	}
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+	if (EVP_DigestInit_ex(ctx, crypto_md_sha256(), NULL) != 1)
 		abort(); /* broken invariant: SHA-256 is always available */
 	uint8_t buf[4096];
 	size_t used = 0;

@@ -1,6 +1,7 @@
 /*
  * crypto.c — see crypto.h.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
@@ -66,10 +67,35 @@ bool crypto_token_shape_ok(const char *s)
 	return true;
 }
 
+/* Fetched once, kept for the process's life (never freed: used until exit). */
+static EVP_MD *md_sha256;
+static EVP_CIPHER *cipher_gcm;
+static EVP_MAC *mac_hmac;
+static pthread_once_t fetched = PTHREAD_ONCE_INIT;
+
+static void fetch_algorithms(void)
+{
+	md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	cipher_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+const EVP_MD *crypto_md_sha256(void)
+{
+	pthread_once(&fetched, fetch_algorithms);
+	return md_sha256 ? md_sha256 : EVP_sha256();
+}
+
+const EVP_CIPHER *crypto_cipher_aes256gcm(void)
+{
+	pthread_once(&fetched, fetch_algorithms);
+	return cipher_gcm ? cipher_gcm : EVP_aes_256_gcm();
+}
+
 void crypto_sha256(const void *p, size_t n, uint8_t out[SHA256_LEN])
 {
 	unsigned int len = SHA256_LEN;
-	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
+	if (EVP_Digest(p, n, out, &len, crypto_md_sha256(), NULL) != 1)
 		abort(); /* broken invariant: SHA-256 is always available */
 }
 
@@ -91,8 +117,8 @@ bool crypto_equal(const void *a, const void *b, size_t n)
 void crypto_hmac_sha256(const void *key, size_t keylen, const void *const *parts, const size_t *lens, int n,
 			uint8_t out[SHA256_LEN])
 {
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	pthread_once(&fetched, fetch_algorithms);
+	EVP_MAC_CTX *ctx = mac_hmac ? EVP_MAC_CTX_new(mac_hmac) : NULL;
 	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
 				OSSL_PARAM_construct_end() };
 	size_t outlen = 0;
@@ -102,7 +128,6 @@ void crypto_hmac_sha256(const void *key, size_t keylen, const void *const *parts
 		EVP_MAC_update(ctx, parts[i], lens[i]);
 	EVP_MAC_final(ctx, out, &outlen, SHA256_LEN);
 	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
 }
 
 bool crypto_unhex(const char *hex, uint8_t *out, size_t n)

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <openssl/types.h>
 #include "status.h"
 
 #define TOKEN_PREFIX "tsr_"
@@ -26,6 +27,14 @@ tsr_rc crypto_random(void *p, size_t n) TSR_WUR;
 tsr_rc crypto_token_new(char out[TOKEN_LEN + 1]) TSR_WUR;
 /* True if s has the shape of a tessera token (prefix, length, alphabet). */
 bool crypto_token_shape_ok(const char *s);
+/*
+ * SHA-256 and AES-256-GCM, fetched from OpenSSL's provider once per process:
+ * EVP_sha256() / EVP_aes_256_gcm() make OpenSSL 3 look the algorithm up
+ * again on every use, which costs more than hashing a short token. For
+ * EVP_DigestInit_ex / EVP_CipherInit_ex.
+ */
+const EVP_MD *crypto_md_sha256(void);
+const EVP_CIPHER *crypto_cipher_aes256gcm(void);
 /* SHA-256 of p[0..n). */
 void crypto_sha256(const void *p, size_t n, uint8_t out[SHA256_LEN]);
 /* Lower-case hex of p[0..n) into out[2n + 1]. */

@@ -163,7 +163,7 @@ static tsr_rc gcm(bool enc, const uint8_t key[32], const uint8_t nonce[12], cons
 	tsr_rc rc = TSR_INTERNAL;
 	if (!ctx || n > (size_t)INT32_MAX - 16)
 		goto out;
-	if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc ? 1 : 0) != 1 ||
+	if (EVP_CipherInit_ex(ctx, crypto_cipher_aes256gcm(), NULL, NULL, NULL, enc ? 1 : 0) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1 ||
 	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc ? 1 : 0) != 1)
 		goto out;
