@@ -39,10 +39,7 @@ static const struct db_stmt S_HEAD_MOVE = { "audit_head_move", 2,
 	"UPDATE audit_chain_head SET seq = $1, hash = decode($2, 'hex'), updated_at = now()" };
 /* Batches of at least COPY_MIN records are sent with COPY: about a third of PostgreSQL's CPU per record. */
 #define COPY_MIN 8
-static const char S_COPY[] =
-	"COPY audit_events (seq, at, event_id, actor_user_id, actor, actor_addr, action, target, outcome, user_id, "
-	"  repo_id, credential_id, route, model, upstream, upstream_key_id, decision, rule_hits, req_bytes, "
-	"  resp_bytes, req_sha256, status, latency_us, tokens_in, tokens_out, detail, prev_hash, hash) FROM STDIN";
+
 
 tsr_rc audit_event_init(struct audit_event *e, const char *actor, const char *action, const char *outcome)
 {
@@ -236,7 +233,7 @@ struct audit_row {
 };
 
 /*
- * The rows as COPY text, in S_COPY's column order: the values S_INSERT
+ * The rows as COPY text, in the COPY's column order: the values S_INSERT
  * binds (at as its timestamp text, the SHA-256 and the hashes as bytea).
  */
 static tsr_rc copy_rows(struct buf *b, const struct audit_row *rows, int n)
@@ -263,7 +260,10 @@ static tsr_rc copy_rows(struct buf *b, const struct audit_row *rows, int n)
 /* COPY the prepared rows (c idle in a transaction, not in pipeline mode). */
 static tsr_rc copy_send(struct db_conn *c, const struct buf *b)
 {
-	PGresult *r = PQexec(c->pg, S_COPY);
+	PGresult *r = PQexec(c->pg, "COPY audit_events (seq, at, event_id, actor_user_id, actor, actor_addr, action, "
+				    "  target, outcome, user_id, repo_id, credential_id, route, model, upstream, "
+				    "  upstream_key_id, decision, rule_hits, req_bytes, resp_bytes, req_sha256, status, "
+				    "  latency_us, tokens_in, tokens_out, detail, prev_hash, hash) FROM STDIN");
 	ExecStatusType st = PQresultStatus(r);
 	tsr_rc rc = st == PGRES_COPY_IN ? TSR_OK : db_result_rc(r, c->pg);
 	if (rc == TSR_OK && st != PGRES_COPY_IN)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sealed_row.h"
 #include "rewrap.h"
 #include "../lib/crypto.h"
 
@@ -69,12 +70,6 @@ tsr_rc db_master_key_retire_unused(struct db_conn *c)
 	return db_exec_ok(c, &S_MK_RETIRE, 0, NULL);
 }
 
-/* lib/crypto's hex parser, as an rc for these call chains */
-static tsr_rc unhex(const char *hx, uint8_t *out, size_t n)
-{
-	return crypto_unhex(hx, out, n) ? TSR_OK : TSR_INVALID;
-}
-
 tsr_rc db_rewrap_next(struct db_conn *c, enum rewrap_table t, const char *const *old_ids, size_t n,
 		      struct rewrap_row *out)
 {
@@ -93,10 +88,7 @@ tsr_rc db_rewrap_next(struct db_conn *c, enum rewrap_table t, const char *const 
 		return TSR_NOT_FOUND;
 	}
 	snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(r, 0, 0));
-	rc = unhex(PQgetvalue(r, 0, 1), out->sealed.wrapped_dek, 48);
-	if (rc == TSR_OK)
-		rc = unhex(PQgetvalue(r, 0, 2), out->sealed.dek_nonce, 12);
-	snprintf(out->sealed.master_key_id, sizeof(out->sealed.master_key_id), "%s", PQgetvalue(r, 0, 3));
+	rc = db_sealed_key_from_row(r, 0, 1, &out->sealed);
 	PQclear(r);
 	return rc;
 }

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sealed_row.h"
 #include "secrets.h"
-#include "../lib/crypto.h"
 
 #define TS(col) "coalesce(to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
 
@@ -68,11 +68,6 @@ void db_secrets_free(struct db_secret *v, int n)
 	free(v);
 }
 
-static bool unhex_into(const char *hx, uint8_t *out, size_t n)
-{
-	return strlen(hx) == 2 * n && crypto_unhex(hx, out, n);
-}
-
 tsr_rc db_secrets_usable(struct db_conn *c, const char *name, int max, struct db_secret **out, int *n)
 {
 	char lim[16];
@@ -97,18 +92,8 @@ tsr_rc db_secrets_usable(struct db_conn *c, const char *name, int max, struct db
 		s->version = (int)strtol(PQgetvalue(r, i, 0), NULL, 10);
 		s->active = PQgetvalue(r, i, 1)[0] == 't';
 		s->not_after_ms = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-		const char *ct = PQgetvalue(r, i, 3);
-		size_t ctlen = strlen(ct) / 2;
-		s->sealed.ciphertext = malloc(ctlen ? ctlen : 1);
-		s->sealed.ciphertext_len = ctlen;
-		if (!s->sealed.ciphertext)
+		if (db_sealed_from_row(r, i, 3, &s->sealed) != TSR_OK)
 			rc = TSR_INTERNAL;
-		else if (!unhex_into(ct, s->sealed.ciphertext, ctlen) ||
-			 !unhex_into(PQgetvalue(r, i, 4), s->sealed.nonce, 12) ||
-			 !unhex_into(PQgetvalue(r, i, 5), s->sealed.wrapped_dek, 48) ||
-			 !unhex_into(PQgetvalue(r, i, 6), s->sealed.dek_nonce, 12))
-			rc = TSR_INTERNAL;
-		snprintf(s->sealed.master_key_id, sizeof(s->sealed.master_key_id), "%s", PQgetvalue(r, i, 7));
 	}
 	PQclear(r);
 	if (rc != TSR_OK) {
@@ -162,18 +147,13 @@ tsr_rc db_secret_insert(struct db_conn *c, const char *name, int version, bool a
 		}
 		PQclear(r);
 	}
-	char *ct = malloc(2 * s->ciphertext_len + 1);
-	if (!ct)
+	struct sealed_hex h;
+	if (db_sealed_hex(s, &h) != TSR_OK)
 		return TSR_INTERNAL;
-	char nonce[25], wdek[97], dnonce[25];
-	crypto_hex(s->ciphertext, s->ciphertext_len, ct);
-	crypto_hex(s->nonce, 12, nonce);
-	crypto_hex(s->wrapped_dek, 48, wdek);
-	crypto_hex(s->dek_nonce, 12, dnonce);
-	const char *p[] = { name, ver, active ? "true" : "false", ct, nonce, wdek, dnonce, s->master_key_id,
+	const char *p[] = { name, ver, active ? "true" : "false", h.ct, h.nonce, h.wdek, h.dnonce, s->master_key_id,
 			    created_by, ovl };
 	r = db_exec(c, &S_INSERT, 10, p, &rc);
-	free(ct);
+	db_sealed_hex_free(&h);
 	if (!r)
 		return rc;
 	PQclear(r);

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sealed_row.h"
 #include "upstream.h"
-#include "../lib/crypto.h"
 #include "../lib/log.h"
 
 #define TS(col) "coalesce(to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
@@ -117,12 +117,6 @@ tsr_rc db_master_key_register(struct db_conn *c, const char *master_key_id)
 	return db_exec_ok(c, &S_MK_REGISTER, 1, p);
 }
 
-/* lib/crypto's hex parser, as an rc for these call chains */
-static tsr_rc unhex(const char *hx, uint8_t *out, size_t n)
-{
-	return crypto_unhex(hx, out, n) ? TSR_OK : TSR_INVALID;
-}
-
 tsr_rc db_upstream_active_key(struct db_conn *c, int64_t upstream_id, struct upstream_key *out)
 {
 	char id[24];
@@ -140,18 +134,7 @@ tsr_rc db_upstream_active_key(struct db_conn *c, int64_t upstream_id, struct ups
 	out->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	out->version = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
 	copy(out->fingerprint, sizeof(out->fingerprint), PQgetvalue(r, 0, 2));
-	const char *ct = PQgetvalue(r, 0, 3);
-	size_t ctlen = strlen(ct) / 2;
-	out->sealed.ciphertext = malloc(ctlen ? ctlen : 1);
-	out->sealed.ciphertext_len = ctlen;
-	rc = out->sealed.ciphertext ? unhex(ct, out->sealed.ciphertext, ctlen) : TSR_INTERNAL;
-	if (rc == TSR_OK)
-		rc = unhex(PQgetvalue(r, 0, 4), out->sealed.nonce, 12);
-	if (rc == TSR_OK)
-		rc = unhex(PQgetvalue(r, 0, 5), out->sealed.wrapped_dek, 48);
-	if (rc == TSR_OK)
-		rc = unhex(PQgetvalue(r, 0, 6), out->sealed.dek_nonce, 12);
-	copy(out->sealed.master_key_id, sizeof(out->sealed.master_key_id), PQgetvalue(r, 0, 7));
+	rc = db_sealed_from_row(r, 0, 3, &out->sealed);
 	PQclear(r);
 	if (rc != TSR_OK)
 		sealed_free(&out->sealed);
@@ -178,18 +161,13 @@ tsr_rc db_upstream_key_insert(struct db_conn *c, int64_t upstream_id, int versio
 	char id[24], ver[16];
 	snprintf(id, sizeof(id), "%" PRId64, upstream_id);
 	snprintf(ver, sizeof(ver), "%d", version);
-	char *ct = malloc(2 * s->ciphertext_len + 1);
-	if (!ct)
+	struct sealed_hex h;
+	if (db_sealed_hex(s, &h) != TSR_OK)
 		return TSR_INTERNAL;
-	char nonce[25], wdek[97], dnonce[25];
-	crypto_hex(s->ciphertext, s->ciphertext_len, ct);
-	crypto_hex(s->nonce, 12, nonce);
-	crypto_hex(s->wrapped_dek, 48, wdek);
-	crypto_hex(s->dek_nonce, 12, dnonce);
-	const char *p[] = { id, ver, origin, ct, nonce, wdek, dnonce, s->master_key_id, fingerprint };
+	const char *p[] = { id, ver, origin, h.ct, h.nonce, h.wdek, h.dnonce, s->master_key_id, fingerprint };
 	tsr_rc rc;
 	PGresult *r = db_exec(c, &S_KEY_INSERT, 9, p, &rc);
-	free(ct);
+	db_sealed_hex_free(&h);
 	if (!r)
 		return rc;
 	*key_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
