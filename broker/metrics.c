@@ -16,6 +16,7 @@
 #include "auditlog.h"
 #include "gateway.h"
 #include "rotation.h"
+#include "webhook_secret.h"
 
 #define NSTATUS 500
 static const uint64_t bucket_us[] = { 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
@@ -131,6 +132,8 @@ tsr_rc metrics_render(struct broker *b, struct buf *out)
 	if ((rc = gateway_metrics_render(b, out)) != TSR_OK)
 		return rc;
 	if ((rc = rotation_metrics_render(b, out)) != TSR_OK)
+		return rc;
+	if ((rc = webhook_secret_push_metrics(b, out)) != TSR_OK)
 		return rc;
 #undef P
 	return rc;

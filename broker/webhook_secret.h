@@ -107,6 +107,12 @@ int64_t webhook_secret_rotate_interval(const struct config *cfg);
 tsr_rc webhook_secret_rotate_job(struct broker *b, const char *arg);
 /* Drop this process's cache of k's secrets (after a change). */
 void webhook_secret_invalidate(enum webhook_kind k);
+/*
+ * /metrics: tessera_webhook_secret_push_failures{name="github"}, the
+ * consecutive failed pushes to GitHub (0 after a success), when [github]
+ * webhook_hook_id is set. Read from Postgres; nothing when it is away.
+ */
+tsr_rc webhook_secret_push_metrics(struct broker *b, struct buf *out) TSR_WUR;
 
 /* Job "webhook_secret.retire": retire versions past not_after, shredding their envelopes. */
 int64_t webhook_secret_retire_interval(const struct config *cfg);

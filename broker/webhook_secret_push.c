@@ -479,3 +479,22 @@ tsr_rc webhook_secret_status(struct http_req *r)
 	}
 	return http_reply_json(r, 200, j);
 }
+
+tsr_rc webhook_secret_push_metrics(struct broker *b, struct buf *out)
+{
+	const char *hook = b->cfg->github.webhook_hook_id;
+	struct db_conn *c;
+	if (!hook || !*hook || !b->pool || db_acquire(b->pool, 500, &c) != TSR_OK)
+		return TSR_OK; /* metrics without it beat no metrics */
+	struct db_secret_push st;
+	tsr_rc rc = db_secret_push_get(c, DB_NAME, &st);
+	db_release(b->pool, c);
+	if (rc != TSR_OK)
+		return TSR_OK;
+	return buf_printf(out,
+			  "# HELP tessera_webhook_secret_push_failures Consecutive failed pushes of the GitHub webhook "
+			  "secret to GitHub (0 after a success; the old secret stays active meanwhile).\n"
+			  "# TYPE tessera_webhook_secret_push_failures gauge\n"
+			  "tessera_webhook_secret_push_failures{name=\"github\"} %d\n",
+			  st.failures);
+}

@@ -126,6 +126,9 @@ secrets_seen+=("$s2")
 is "$(deliver)" 200 "delivery_with_the_third_secret_is_accepted"
 is "$(deliver_with "$s1")" 200 "second_secret_verifies_inside_its_overlap"
 
+push_failures() { curl -s "$TESSERAD_URL/metrics" | sed -n 's/^tessera_webhook_secret_push_failures{name="github"} //p'; }
+is "$(push_failures)" 0 "metrics_show_no_failed_push"
+
 # --- a failed PATCH leaves the old secret working
 gh_ctl POST /_fake/fail '{"method":"PATCH","status":500,"count":1}' >/dev/null
 admin rotate webhook-secret github >"$dir/cli2.out" 2>"$dir/cli2.err"
@@ -137,12 +140,14 @@ is "$(deliver)" 200 "deliveries_keep_verifying_after_a_failed_push"
 is "$(pg_psql "SELECT detail->>'http_status' || ':' || (detail->>'version_discarded') FROM audit_events
   WHERE action = 'webhook_secret.rotated' AND outcome = 'failure' ORDER BY seq DESC LIMIT 1")" "500:false" \
 	"failed_push_is_audited_with_its_http_status"
+is "$(push_failures)" 1 "metrics_count_the_failed_push"
 gh_ctl POST /_fake/fail '{"method":"PATCH","status":403,"count":1}' >/dev/null
 admin rotate webhook-secret github >/dev/null 2>"$dir/cli3.err"
 is "$?" 1 "rotation_fails_when_github_refuses_with_403"
 is "$(pg_psql "SELECT state || ':' || (ciphertext IS NULL) FROM secrets WHERE name = 'webhook.github'
   ORDER BY version DESC LIMIT 1")" "retired:true" "a_refused_secret_is_retired_and_shredded_at_once"
 is "$(deliver)" 200 "deliveries_keep_verifying_after_a_refused_push"
+is "$(push_failures)" 2 "metrics_count_consecutive_failed_pushes"
 
 # --- scheduled rotation: restart with a short period; it rotates on its own, twice, deliveries flowing
 kill -TERM "$dpid" 2>/dev/null
