@@ -119,6 +119,39 @@ static int read_key_file(const char *path, char *buf, size_t n)
 }
 
 /*
+ * GET path every 100 ms, for at most 60 s, until done(reply, arg); after
+ * 2 s without it, print `waiting` to stderr. 0 with *out the final reply,
+ * or NULL when the time ran out; non-zero when a call failed.
+ */
+static int poll_until(struct client *c, const char *what, const char *path,
+		      bool (*done)(json_t *reply, const void *arg), const void *arg, const char *waiting, json_t **out)
+{
+	*out = NULL;
+	for (int polls = 0; polls < 600; polls++) {
+		json_t *reply = NULL;
+		int r = cli_call(c, what, "GET", path, NULL, &reply);
+		if (r != 0)
+			return r;
+		if (done(reply, arg)) {
+			*out = reply;
+			return 0;
+		}
+		json_decref(reply);
+		if (polls == 20)
+			fprintf(stderr, "%s\n", waiting);
+		usleep(100000);
+	}
+	return 0;
+}
+
+/* An attempt at or after *since (timestamps in one fixed UTC format compare as strings). */
+static bool attempted_since(json_t *reply, const void *since)
+{
+	const char *at = json_string_value(json_object_get(reply, "last_attempt_at"));
+	return at && strcmp(at, since) >= 0;
+}
+
+/*
  * `--now`: tesserad answered 202 with the request's time; its job creates
  * the key at the provider. Poll the rotation status until an attempt at or
  * after that time is reported (timestamps in one fixed UTC format compare
@@ -130,20 +163,10 @@ static int wait_provider_rotation(struct client *c, const char *name, const char
 	snprintf(since, sizeof(since), "%s", json_string_value(json_object_get(reply, "requested_at")) ?
 		 json_string_value(json_object_get(reply, "requested_at")) : "");
 	json_decref(reply);
-	reply = NULL;
-	int r = 0;
-	for (int polls = 0; polls < 600; polls++) {
-		if ((r = cli_call(c, "rotate upstream", "GET", path, NULL, &reply)) != 0)
-			return r;
-		const char *at = json_string_value(json_object_get(reply, "last_attempt_at"));
-		if (at && strcmp(at, since) >= 0)
-			break;
-		json_decref(reply);
-		reply = NULL;
-		if (polls == 20)
-			fprintf(stderr, "waiting for tesserad to create the new key at the provider...\n");
-		usleep(100000);
-	}
+	int r = poll_until(c, "rotate upstream", path, attempted_since, since,
+			   "waiting for tesserad to create the new key at the provider...", &reply);
+	if (r != 0)
+		return r;
 	if (!reply) {
 		fprintf(stderr, "tessera rotate upstream: no outcome after 60 s; the request stays pending "
 				"(tessera rotate upstream %s --now again to wait, or check tesserad's log)\n", name);
@@ -358,23 +381,20 @@ static int read_webhook_secret(const char *path, char *buf, size_t n)
  * the attempt counter passes the one in reply, for at most 60 s. The secret
  * is never shown. Takes reply.
  */
+/* The push attempt counter passed *before. */
+static bool attempted_after(json_t *reply, const void *before)
+{
+	return json_integer_value(json_object_get(reply, "attempts")) > *(const json_int_t *)before;
+}
+
 static int wait_webhook_push(struct client *c, json_t *reply)
 {
 	json_int_t before = json_integer_value(json_object_get(reply, "attempts"));
 	json_decref(reply);
-	reply = NULL;
-	int r = 0;
-	for (int polls = 0; polls < 600; polls++) {
-		if ((r = cli_call(c, "rotate webhook-secret", "GET", "/admin/v1/webhook-secrets/github", NULL, &reply)) != 0)
-			return r;
-		if (json_integer_value(json_object_get(reply, "attempts")) > before)
-			break;
-		json_decref(reply);
-		reply = NULL;
-		if (polls == 30)
-			fprintf(stderr, "waiting for tesserad to set the new secret at GitHub...\n");
-		usleep(100000);
-	}
+	int r = poll_until(c, "rotate webhook-secret", "/admin/v1/webhook-secrets/github", attempted_after, &before,
+			   "waiting for tesserad to set the new secret at GitHub...", &reply);
+	if (r != 0)
+		return r;
 	if (!reply) {
 		fprintf(stderr, "tessera rotate webhook-secret: no outcome after 60 s; check tesserad's log\n");
 		return 1;

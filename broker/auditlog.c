@@ -176,13 +176,16 @@ static struct item *item_copy(const struct audit_event *ev)
 	return it;
 }
 
+/* Free sb and the batches chained after it. */
 static void shipb_free(struct shipb *sb)
 {
-	if (!sb)
-		return;
-	for (int i = 0; i < sb->n; i++)
-		item_free(sb->it[i]);
-	free(sb);
+	while (sb) {
+		struct shipb *next = sb->next;
+		for (int i = 0; i < sb->n; i++)
+			item_free(sb->it[i]);
+		free(sb);
+		sb = next;
+	}
 }
 
 /* ---------- Postgres ---------- */
@@ -852,6 +855,7 @@ static void sq_prune(struct auditlog *al)
 		if (!al->sq)
 			al->sq_tail = NULL;
 		al->sq_bytes -= (long long)(sb->to - sb->from);
+		sb->next = NULL;
 		shipb_free(sb);
 	}
 }
@@ -872,11 +876,7 @@ static tsr_rc ship_mem(struct auditlog *al, struct shipb *sb, off_t upto, bool d
 		rc = dedup ? replay_chunk(al, evs, n, &stored) : ship_chunk(al, evs, n, &stored);
 	}
 	free(evs);
-	while (sb) {
-		struct shipb *next = sb->next;
-		shipb_free(sb);
-		sb = next;
-	}
+	shipb_free(sb);
 	if (rc != TSR_OK)
 		return rc; /* what was taken is read back from the file on the retry */
 	pthread_mutex_lock(&al->jmu);
@@ -1187,6 +1187,19 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* Stop the shipper thread, if it runs, and wait for it. */
+static void shipper_stop(struct auditlog *al)
+{
+	if (!al->shipper_started)
+		return;
+	pthread_mutex_lock(&al->mu);
+	al->ship_stop = true;
+	pthread_cond_signal(&al->ship);
+	pthread_mutex_unlock(&al->mu);
+	pthread_join(al->shipper, NULL);
+	al->shipper_started = false;
+}
+
 tsr_rc auditlog_start(struct broker *b, struct auditlog **out)
 {
 	struct auditlog *al = calloc(1, sizeof(*al));
@@ -1231,13 +1244,7 @@ tsr_rc auditlog_start(struct broker *b, struct auditlog **out)
 		al->shipper_started = true;
 	}
 	if (pthread_create(&al->thread, NULL, writer, al) != 0) {
-		if (al->shipper_started) {
-			pthread_mutex_lock(&al->mu);
-			al->ship_stop = true;
-			pthread_cond_signal(&al->ship);
-			pthread_mutex_unlock(&al->mu);
-			pthread_join(al->shipper, NULL);
-		}
+		shipper_stop(al);
 		pthread_mutex_lock(&al->jmu);
 		j_close(al);
 		pthread_mutex_unlock(&al->jmu);
@@ -1257,21 +1264,12 @@ void auditlog_stop(struct auditlog *al)
 	pthread_cond_signal(&al->work);
 	pthread_mutex_unlock(&al->mu);
 	pthread_join(al->thread, NULL);
-	if (al->shipper_started) {
-		/* after the writer: its last batches are in the journal, shipped on the way out when Postgres is up */
-		pthread_mutex_lock(&al->mu);
-		al->ship_stop = true;
-		pthread_cond_signal(&al->ship);
-		pthread_mutex_unlock(&al->mu);
-		pthread_join(al->shipper, NULL);
-	}
+	/* after the writer: its last batches are in the journal, shipped on the way out when Postgres is up */
+	shipper_stop(al);
 	pthread_mutex_lock(&al->jmu);
 	j_close(al);
-	while (al->sq) {
-		struct shipb *next = al->sq->next;
-		shipb_free(al->sq);
-		al->sq = next;
-	}
+	shipb_free(al->sq);
+	al->sq = al->sq_tail = NULL;
 	pthread_mutex_unlock(&al->jmu);
 	free(al->j_wbuf);
 	free(al->j_zero);

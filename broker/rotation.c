@@ -117,12 +117,11 @@ static tsr_rc h_rotate_upstream(struct http_req *r)
 	int64_t upstream_id = 0, key_id = 0;
 	int version = 0, old_version = 0;
 	char retire_after[48] = "";
-	bool in_tx = false;
+	bool own = false;
 	if ((rc = db_acquire(r->b->pool, 5000, &c)) != TSR_OK)
 		goto out;
-	if ((rc = db_simple(c, "BEGIN")) != TSR_OK)
+	if ((rc = db_tx_begin(c, &own)) != TSR_OK)
 		goto out;
-	in_tx = true;
 	rc = db_upstream_lock(c, name, &upstream_id);
 	if (rc == TSR_OK)
 		rc = db_upstream_key_next_version(c, upstream_id, &version);
@@ -154,19 +153,12 @@ static tsr_rc h_rotate_upstream(struct http_req *r)
 		}
 		free(detail);
 	}
-	if (rc == TSR_OK) {
-		rc = db_simple(c, "COMMIT");
-		in_tx = false;
-	}
 out:
 	wipe_json_string(jk);
 	json_decref(body);
 	sealed_free(&s);
 	if (c) {
-		if (in_tx && PQstatus(c->pg) == CONNECTION_OK) {
-			tsr_rc ignored = db_simple(c, "ROLLBACK");
-			(void)ignored;
-		}
+		rc = db_tx_end(c, own, rc);
 		db_release(r->b->pool, c);
 	}
 	if (rc == TSR_NOT_FOUND) {
@@ -203,7 +195,8 @@ tsr_rc rotation_retire_job(struct broker *b, const char *arg)
 		return rc;
 	struct upstream_key_retired *v = NULL;
 	int n = 0;
-	rc = db_simple(c, "BEGIN");
+	bool own;
+	rc = db_tx_begin(c, &own);
 	if (rc == TSR_OK)
 		rc = db_upstream_keys_retire_due(c, &v, &n);
 	for (int i = 0; i < n && rc == TSR_OK; i++) {
@@ -219,12 +212,7 @@ tsr_rc rotation_retire_job(struct broker *b, const char *arg)
 			rc = db_audit_append(c, &ev, 1);
 		}
 	}
-	if (rc == TSR_OK)
-		rc = db_simple(c, "COMMIT");
-	else if (PQstatus(c->pg) == CONNECTION_OK) {
-		tsr_rc ignored = db_simple(c, "ROLLBACK");
-		(void)ignored;
-	}
+	rc = db_tx_end(c, own, rc);
 	db_release(b->pool, c);
 	for (int i = 0; i < n && rc == TSR_OK; i++)
 		log_info("upstream_key_retired", "upstream=%s version=%d fingerprint=%s", v[i].upstream, v[i].version,
@@ -385,9 +373,10 @@ static tsr_rc rewrap_one(struct db_conn *c, const struct masterkey *mk, enum rew
 			 size_t n)
 {
 	struct rewrap_row row;
-	tsr_rc rc = db_simple(c, "BEGIN");
+	bool own;
+	tsr_rc rc = db_tx_begin(c, &own);
 	if (rc != TSR_OK)
-		return rc;
+		return db_tx_end(c, own, rc);
 	rc = db_rewrap_next(c, t, ids, n, &row);
 	char old_id[MASTERKEY_ID_LEN + 1];
 	if (rc == TSR_OK) {
@@ -396,12 +385,7 @@ static tsr_rc rewrap_one(struct db_conn *c, const struct masterkey *mk, enum rew
 	}
 	if (rc == TSR_OK)
 		rc = db_rewrap_store(c, t, &row, old_id);
-	if (rc == TSR_OK)
-		rc = db_simple(c, "COMMIT");
-	else if (PQstatus(c->pg) == CONNECTION_OK) {
-		tsr_rc ignored = db_simple(c, "ROLLBACK");
-		(void)ignored;
-	}
+	rc = db_tx_end(c, own, rc);
 	OPENSSL_cleanse(&row, sizeof(row));
 	return rc;
 }

@@ -64,14 +64,6 @@ static tsr_rc audit(struct db_conn *c, const char *actor, const char *action, co
 	return db_audit_append(c, &ev, 1);
 }
 
-static void rollback(struct db_conn *c)
-{
-	if (PQstatus(c->pg) == CONNECTION_OK) {
-		tsr_rc ignored = db_simple(c, "ROLLBACK");
-		(void)ignored;
-	}
-}
-
 /* A failed attempt: backoff, audit, log, in one transaction (best effort). */
 static void rotation_failed(struct broker *b, const struct rotation_candidate *cand, const char *trigger,
 			    const char *why)
@@ -80,7 +72,8 @@ static void rotation_failed(struct broker *b, const struct rotation_candidate *c
 	char next[48] = "";
 	struct db_conn *c;
 	if (db_acquire(b->pool, 5000, &c) == TSR_OK) {
-		tsr_rc rc = db_simple(c, "BEGIN");
+		bool own;
+		tsr_rc rc = db_tx_begin(c, &own);
 		if (rc == TSR_OK)
 			rc = db_rotation_failed(c, cand->upstream_id, why, BACKOFF_BASE_S, BACKOFF_MAX_S, &failures,
 						next, sizeof(next));
@@ -92,10 +85,7 @@ static void rotation_failed(struct broker *b, const struct rotation_candidate *c
 					    "failure", cand->name, 0, detail)
 				    : TSR_INTERNAL;
 		free(detail);
-		if (rc == TSR_OK)
-			rc = db_simple(c, "COMMIT");
-		if (rc != TSR_OK)
-			rollback(c);
+		rc = db_tx_end(c, own, rc);
 		db_release(b->pool, c);
 	}
 	log_warn("upstream_key_rotation_failed",
@@ -144,13 +134,12 @@ static void rotate_one(struct broker *b, const struct cfg_upstream *u, const str
 	int64_t upstream_id = 0, key_id = 0;
 	int old_version = 0;
 	char retire_after[48] = "";
-	bool in_tx = false;
+	bool own = false;
 	c = NULL;
 	if ((rc = db_acquire(b->pool, 5000, &c)) != TSR_OK)
 		goto out;
-	if ((rc = db_simple(c, "BEGIN")) != TSR_OK)
+	if ((rc = db_tx_begin(c, &own)) != TSR_OK)
 		goto out;
-	in_tx = true;
 	rc = db_upstream_lock(c, cand->name, &upstream_id);
 	if (rc == TSR_OK) /* an operator may have rotated meanwhile: the version is decided under the lock */
 		rc = db_upstream_key_next_version(c, upstream_id, &version);
@@ -175,15 +164,10 @@ static void rotate_one(struct broker *b, const struct cfg_upstream *u, const str
 		rc = detail ? audit(c, actor, "upstream.key_rotated", "success", cand->name, key_id, detail) : TSR_INTERNAL;
 		free(detail);
 	}
-	if (rc == TSR_OK) {
-		rc = db_simple(c, "COMMIT");
-		in_tx = rc != TSR_OK;
-	}
 out:
 	sealed_free(&s);
 	if (c) {
-		if (in_tx)
-			rollback(c);
+		rc = db_tx_end(c, own, rc);
 		db_release(b->pool, c);
 	}
 	if (rc != TSR_OK) {
@@ -281,7 +265,8 @@ void rotation_delete_retired_at_provider(struct broker *b)
 		if (db_acquire(b->pool, 5000, &c) != TSR_OK)
 			break;
 		int failures = 0;
-		rc = db_simple(c, "BEGIN");
+		bool own;
+		rc = db_tx_begin(c, &own);
 		if (rc == TSR_OK && drc == TSR_OK) {
 			rc = db_upstream_key_provider_deleted(c, v[i].key_id);
 		} else if (rc == TSR_OK) {
@@ -301,10 +286,7 @@ void rotation_delete_retired_at_provider(struct broker *b)
 					    drc == TSR_OK ? "success" : "failure", v[i].upstream, v[i].key_id, detail)
 				    : TSR_INTERNAL;
 		free(detail);
-		if (rc == TSR_OK)
-			rc = db_simple(c, "COMMIT");
-		if (rc != TSR_OK)
-			rollback(c);
+		rc = db_tx_end(c, own, rc);
 		db_release(b->pool, c);
 		if (drc == TSR_OK)
 			log_info("upstream_key_deleted_at_provider", "upstream=%s version=%d provider_key_id=%s fingerprint=%s",
@@ -330,11 +312,9 @@ tsr_rc rotation_request_now(struct http_req *r, const char *name)
 		return rc;
 	int64_t id = 0;
 	char at[48] = "";
-	bool in_tx = false;
-	if ((rc = db_simple(c, "BEGIN")) == TSR_OK) {
-		in_tx = true;
+	bool own;
+	if ((rc = db_tx_begin(c, &own)) == TSR_OK)
 		rc = db_upstream_lock(c, name, &id);
-	}
 	if (rc == TSR_OK && !u)
 		rc = TSR_NOT_FOUND; /* in Postgres but not in this replica's config */
 	if (rc == TSR_OK)
@@ -354,12 +334,7 @@ tsr_rc rotation_request_now(struct http_req *r, const char *name)
 		}
 		free(detail);
 	}
-	if (rc == TSR_OK) {
-		rc = db_simple(c, "COMMIT");
-		in_tx = rc != TSR_OK;
-	}
-	if (in_tx)
-		rollback(c);
+	rc = db_tx_end(c, own, rc);
 	db_release(r->b->pool, c);
 	if (rc != TSR_OK)
 		return rc;

@@ -224,7 +224,8 @@ static tsr_rc rotate_tx(struct http_req *r, enum webhook_kind k, const char *sec
 		return rc;
 	bool has_active = false;
 	int next = 0;
-	rc = db_simple(c, "BEGIN");
+	bool own;
+	rc = db_tx_begin(c, &own);
 	if (rc == TSR_OK)
 		rc = db_secret_lock(c, name, &next, &has_active);
 	/* First rotation: the file's secret becomes a retiring version, so it keeps working for the overlap. */
@@ -275,12 +276,7 @@ static tsr_rc rotate_tx(struct http_req *r, enum webhook_kind k, const char *sec
 		}
 		free(detail);
 	}
-	if (rc == TSR_OK)
-		rc = db_simple(c, "COMMIT");
-	else if (PQstatus(c->pg) == CONNECTION_OK) {
-		tsr_rc ignored = db_simple(c, "ROLLBACK");
-		(void)ignored;
-	}
+	rc = db_tx_end(c, own, rc);
 	db_release(b->pool, c);
 	return rc;
 }
@@ -396,7 +392,8 @@ tsr_rc webhook_secret_retire_job(struct broker *b, const char *arg)
 		return rc;
 	struct db_secret_retired *v = NULL;
 	int n = 0;
-	rc = db_simple(c, "BEGIN");
+	bool own;
+	rc = db_tx_begin(c, &own);
 	if (rc == TSR_OK)
 		rc = db_secrets_retire_due(c, &v, &n);
 	for (int i = 0; i < n && rc == TSR_OK; i++) {
@@ -416,12 +413,7 @@ tsr_rc webhook_secret_retire_job(struct broker *b, const char *arg)
 		}
 		free(detail);
 	}
-	if (rc == TSR_OK)
-		rc = db_simple(c, "COMMIT");
-	else if (PQstatus(c->pg) == CONNECTION_OK) {
-		tsr_rc ignored = db_simple(c, "ROLLBACK");
-		(void)ignored;
-	}
+	rc = db_tx_end(c, own, rc);
 	db_release(b->pool, c);
 	if (rc == TSR_OK)
 		for (int i = 0; i < n; i++)

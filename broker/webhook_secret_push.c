@@ -115,14 +115,6 @@ static void iso_ms(int64_t ms, char *out, size_t n)
 	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void rollback(struct db_conn *c)
-{
-	if (PQstatus(c->pg) == CONNECTION_OK) {
-		tsr_rc ignored = db_simple(c, "ROLLBACK");
-		(void)ignored;
-	}
-}
-
 static tsr_rc seal_insert(struct db_conn *c, const struct masterkey *mk, int version, bool active, int64_t window,
 			  const char *secret, const char *by)
 {
@@ -146,7 +138,8 @@ static tsr_rc store_pending(struct broker *b, const char *secret, int64_t window
 		return rc;
 	int next = 0;
 	bool has_active = false;
-	rc = db_simple(c, "BEGIN");
+	bool own;
+	rc = db_tx_begin(c, &own);
 	if (rc == TSR_OK)
 		rc = db_secret_lock(c, DB_NAME, &next, &has_active);
 	const char *file = b->cfg->github.webhook_secret_file;
@@ -163,10 +156,7 @@ static tsr_rc store_pending(struct broker *b, const char *secret, int64_t window
 	}
 	if (rc == TSR_OK)
 		rc = seal_insert(c, b->masterkey, next, false, window, secret, actor);
-	if (rc == TSR_OK)
-		rc = db_simple(c, "COMMIT");
-	else
-		rollback(c);
+	rc = db_tx_end(c, own, rc);
 	db_release(b->pool, c);
 	*version = next;
 	return rc;
@@ -227,7 +217,8 @@ static void push_failed(struct broker *b, const struct hook_target *t, const cha
 	if (rc == TSR_OK) {
 		int ignored_next = 0;
 		bool ignored_active = false;
-		rc = db_simple(c, "BEGIN");
+		bool own;
+		rc = db_tx_begin(c, &own);
 		if (rc == TSR_OK)
 			rc = db_secret_lock(c, DB_NAME, &ignored_next, &ignored_active);
 		if (rc == TSR_OK && version && refused)
@@ -254,10 +245,7 @@ static void push_failed(struct broker *b, const struct hook_target *t, const cha
 					     "trigger", trigger, "hook", t->id, "http_status", (json_int_t)status, "error",
 					     status_name(why), "attempt", st.failures, "next_attempt_at", next, "version",
 					     version, "version_discarded", version && refused));
-		if (rc == TSR_OK)
-			rc = db_simple(c, "COMMIT");
-		else
-			rollback(c);
+		rc = db_tx_end(c, own, rc);
 		db_release(b->pool, c);
 	}
 	webhook_secret_invalidate(WEBHOOK_GITHUB);
@@ -283,7 +271,8 @@ static tsr_rc push_done(struct broker *b, const struct hook_target *t, const cha
 	int ignored_next = 0;
 	bool ignored_active = false;
 	struct db_secret_push st = { 0 };
-	rc = db_simple(c, "BEGIN");
+	bool own;
+	rc = db_tx_begin(c, &own);
 	if (rc == TSR_OK)
 		rc = db_secret_lock(c, DB_NAME, &ignored_next, &ignored_active);
 	if (rc == TSR_OK)
@@ -307,10 +296,7 @@ static tsr_rc push_done(struct broker *b, const struct hook_target *t, const cha
 				     prev_until[0] ? json_string(prev_until) : json_null(), "overlap_s", (json_int_t)overlap,
 				     "source", "generated", "pushed", true, "file_imported", file_imported, "trigger", trigger,
 				     "hook", t->id, "http_status", (json_int_t)status));
-	if (rc == TSR_OK)
-		rc = db_simple(c, "COMMIT");
-	else
-		rollback(c);
+	rc = db_tx_end(c, own, rc);
 	db_release(b->pool, c);
 	webhook_secret_invalidate(WEBHOOK_GITHUB);
 	if (rc == TSR_OK)
