@@ -6,8 +6,8 @@
  * the token's model scope, model_access (the user's roles and groups), an
  * upstream serving the model that the repository's classifications may
  * reach, rate limit, scanner, budget —
- * then the upstream transfer is built and handed to the engine thread and
- * the reply deferred (gateway_relay.c does the rest).
+ * then the upstream transfer is built and handed to this worker's engine
+ * (its libcurl multi handle, upstream_client.h) and the reply deferred (gateway_relay.c does the rest).
  *
  * Every refusal after authentication is one audit record (gateway.request,
  * outcome denied) written before the refusal is sent; nothing is forwarded.
@@ -256,6 +256,8 @@ static tsr_rc h_forward(struct http_req *r)
 	f.sha256_hex = sha_hex;
 	if (r->too_large || r->body.len > (size_t)cfg->gateway.max_body)
 		return refuse(r, 413, &f, "request body over the limit of %lld bytes", (long long)cfg->gateway.max_body);
+	if (!uclient_self()) /* only the main listener's workers drive upstream transfers (http.c) */
+		return refuse(r, 503, &f, "this listener does not forward to upstreams");
 
 	json_error_t jerr;
 	json_t *body = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
@@ -379,6 +381,7 @@ static tsr_rc h_forward(struct http_req *r)
 	g->job.hangup = gw_on_hangup;
 	g->job.release = gw_release;
 	g->gw = gw;
+	g->en = uclient_self();
 	g->r = r;
 	g->dialect = d;
 	g->up = up;
@@ -458,7 +461,7 @@ static tsr_rc h_forward(struct http_req *r)
 		return rc;
 	}
 	g->t_fwd_ns = gw_now_ns();
-	if (uclient_add(gw->engine, &g->job) != TSR_OK) {
+	if (uclient_add(g->en, &g->job) != TSR_OK) {
 		/* shutting down: answer now (the reply is sent when the handler returns) */
 		pthread_mutex_lock(&g->mu);
 		tsr_rc w = gw_error(r, d, 503, "tesserad is shutting down");
@@ -552,9 +555,6 @@ tsr_rc gateway_start(struct broker *b, struct masterkey *mk, struct gateway **ou
 	rc = upstreams_start(b, mk, &gw->ups);
 	if (rc != TSR_OK)
 		goto fail;
-	rc = uclient_start(&gw->engine);
-	if (rc != TSR_OK)
-		goto fail;
 	*out = gw;
 	return TSR_OK;
 fail:
@@ -566,7 +566,6 @@ void gateway_stop(struct gateway *gw)
 {
 	if (!gw)
 		return;
-	uclient_stop(gw->engine);
 	/* requests cut by the stop still finish their audit records (the writer runs until later) */
 	for (int i = 0; i < 500 && atomic_load(&gw->live) > 0; i++)
 		nanosleep(&(struct timespec){ .tv_nsec = 10000000L }, NULL);

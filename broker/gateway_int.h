@@ -5,9 +5,10 @@
  * Threads and ownership of a forwarded request:
  *   HTTP worker   gateway.c: checks, scan, policy, builds the transfer, defers
  *                 the reply; later sends it / pulls the stream (gw_stream_read)
- *                 and finally on_close;
- *   engine        gateway_relay.c: libcurl callbacks (gw_on_write), the end of
- *                 the transfer (gw_on_done), a client hang-up (gw_on_hangup);
+ *                 and finally on_close; the same thread, as the worker's
+ *                 engine (g->en), runs gateway_relay.c's libcurl callbacks
+ *                 (gw_on_write), the end of the transfer (gw_on_done) and a
+ *                 client hang-up (gw_on_hangup);
  *   audit writer  gw_on_audited: the record is durable (or not): release the
  *                 reply or the stream's last bytes.
  * g->mu guards everything the threads share (r, the stream buffer and the
@@ -38,7 +39,6 @@ struct gateway {
 	struct scanner *scanner;
 	struct policy *policy;
 	struct upstreams *ups;
-	struct uclient *engine;
 	struct masterkey *mk;
 	atomic_int live; /* gw_req not yet released: gateway_stop waits for them */
 };
@@ -48,6 +48,7 @@ enum gw_mode { GW_PENDING, GW_BUFFER, GW_STREAM };
 struct gw_req {
 	struct ujob job; /* first: the engine's handle on us */
 	struct gateway *gw;
+	struct uclient *en; /* the engine of the HTTP worker that took the request */
 	pthread_mutex_t mu;
 	struct http_req *r; /* NULL once the HTTP side closed */
 	enum upstream_dialect dialect;

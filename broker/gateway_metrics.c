@@ -130,7 +130,7 @@ tsr_rc gateway_metrics_render(struct broker *b, struct buf *out)
 			  (unsigned long long)atomic_load_explicit(&hits[i], memory_order_relaxed));
 		P("# HELP tessera_gateway_upstream_transfers Upstream requests in flight.\n");
 		P("# TYPE tessera_gateway_upstream_transfers gauge\n");
-		P("tessera_gateway_upstream_transfers %d\n", uclient_active(gw->engine));
+		P("tessera_gateway_upstream_transfers %d\n", uclient_active());
 	}
 	if (b->audit) {
 		char why[256];

@@ -51,7 +51,7 @@ static void headers_done(struct gw_req *g)
 	if (g->want_stream && g->status == 200 && sse) {
 		g->mode = GW_STREAM;
 		if (g->r) {
-			uclient_unwatch(g->gw->engine, &g->job); /* MHD owns the connection again from here */
+			uclient_unwatch(g->en, &g->job); /* MHD owns the connection again from here */
 			http_stream_start(g->r, 200, "text/event-stream", gw_stream_read, g);
 		}
 	} else {
@@ -119,7 +119,7 @@ ssize_t gw_stream_read(void *arg, char *out, size_t max)
 		ret = (ssize_t)n;
 		if (g->paused && g->resp.len - g->rd < STREAM_MAX / 2) {
 			g->paused = false;
-			uclient_unpause(g->gw->engine, &g->job);
+			uclient_unpause(g->en, &g->job);
 		}
 	} else if (g->audit_done && !g->audit_ok) {
 		ret = HTTP_STREAM_ERROR;
@@ -263,7 +263,7 @@ void gw_on_hangup(struct ujob *job)
 	pthread_mutex_lock(&g->mu);
 	g->client_gone = true;
 	pthread_mutex_unlock(&g->mu);
-	uclient_cancel(g->gw->engine, job);
+	uclient_cancel(g->en, job);
 }
 
 void gw_on_close(void *arg, bool completed)
@@ -276,7 +276,7 @@ void gw_on_close(void *arg, bool completed)
 		g->client_gone = true;
 	pthread_mutex_unlock(&g->mu);
 	if (running)
-		uclient_cancel(g->gw->engine, &g->job); /* the client went away mid-stream */
+		uclient_cancel(g->en, &g->job); /* the client went away mid-stream */
 	ujob_unref(&g->job);
 }
 

@@ -1,11 +1,19 @@
 /*
  * http.c — see http.h.
  *
- * One MHD daemon per listen address, each with a pool of worker threads
- * that poll with epoll. A request's struct http_req is created on the first
- * callback, fills its bounded body on the following ones, is dispatched on
- * the last, and freed by the completion callback, which also records
- * metrics and the in-flight count that a graceful stop waits on.
+ * The main listener has `workers` HTTP workers. Each is an MHD daemon in
+ * external polling (epoll) without a listening socket, driven by the
+ * thread of an upstream engine (upstream_client.h) whose hook it is: a
+ * gateway request, its upstream transfer and its reply stay on one thread
+ * and one epoll set. An acceptor thread accepts connections and hands each
+ * to the worker with the fewest (MHD_add_connection on that worker's
+ * thread), so a few long-lived client connections still use every worker.
+ * The admin-only listener, if any, is one daemon with MHD's own thread pool
+ * (it forwards nothing).
+ * A request's struct http_req is created on the first callback, fills its
+ * bounded body on the following ones, is dispatched on the last, and freed
+ * by the completion callback, which also records metrics and the in-flight
+ * count that a graceful stop waits on.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,14 +35,29 @@
 #include "http.h"
 #include "auth.h"
 #include "metrics.h"
+#include "upstream_client.h"
 #include "../lib/log.h"
 
 #define MAX_BODY (10u << 20)  /* default request body ceiling */
 #define MAX_REPLY (64u << 20) /* ceiling on a generated reply */
 
+/* One HTTP worker of the main listener; d is used on en's thread only, once en runs. */
+struct worker {
+	struct MHD_Daemon *d;
+	struct uclient *en;
+	atomic_int conns;   /* open connections (MHD's connection notifications) */
+	atomic_int pending; /* handed over by the acceptor, not yet added */
+	atomic_bool closed;
+};
+
 struct listener {
 	struct http_server *srv;
-	struct MHD_Daemon *d;
+	struct MHD_Daemon *d; /* the admin listener: MHD's own threads */
+	struct worker *w;     /* the main listener's workers */
+	int n_w;
+	int lfd, stop_fd;     /* the main listener's socket, and the acceptor's stop signal */
+	pthread_t acceptor;
+	bool accepting;
 	bool admin;
 	char addr[128];
 };
@@ -335,6 +361,8 @@ static void wake_locked(struct http_req *r)
 	if (a->suspended) {
 		a->suspended = false;
 		MHD_resume_connection(r->conn);
+		if (r->en)
+			uclient_kick(r->en); /* external polling: MHD_run() must follow */
 	} else {
 		a->wake_pending = true;
 	}
@@ -514,6 +542,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->admin_listener = l->admin;
 		r->route = -1;
 		r->srv = l->srv;
+		r->en = uclient_self();
 		buf_init(&r->body, MAX_BODY);
 		buf_init(&r->out, MAX_REPLY);
 		client_addr(conn, r->client_addr, sizeof(r->client_addr));
@@ -610,6 +639,202 @@ static tsr_rc parse_listen(const char *addr, struct sockaddr_storage *ss)
 	return TSR_OK;
 }
 
+/* ---------- workers: hooks run on the worker's engine thread ---------- */
+
+static int64_t worker_timeout(void *arg)
+{
+	struct worker *w = arg;
+	MHD_UNSIGNED_LONG_LONG ms;
+	if (!w->d || MHD_get_timeout(w->d, &ms) != MHD_YES)
+		return -1;
+	return ms > 3600000u ? 3600000 : (int64_t)ms;
+}
+
+static void worker_run(void *arg)
+{
+	struct worker *w = arg;
+	if (w->d)
+		MHD_run(w->d);
+}
+
+/* Close every connection (their completion callbacks run here, on the worker's thread). */
+static void worker_close(void *arg)
+{
+	struct worker *w = arg;
+	uclient_hook_clear(w->en);
+	MHD_stop_daemon(w->d);
+	w->d = NULL;
+	atomic_store(&w->closed, true);
+}
+
+/* Run fn on w's thread and wait for *flag (at most ~5 s); false when it could not run there. */
+static bool worker_do(struct worker *w, void (*fn)(void *), atomic_bool *flag)
+{
+	if (uclient_call(w->en, fn, w) != TSR_OK)
+		return false;
+	for (int i = 0; i < 5000 && !atomic_load(flag); i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000L }, NULL);
+	if (!atomic_load(flag))
+		log_warn("http_worker_stuck", "waited=5s");
+	return atomic_load(flag);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct worker *w = cls;
+	atomic_fetch_add(&w->conns, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+struct handoff {
+	struct worker *w;
+	int fd;
+	socklen_t len;
+	struct sockaddr_storage addr;
+};
+
+/* A connection the acceptor handed over, added on its worker's thread. */
+static void adopt(void *arg)
+{
+	struct handoff *h = arg;
+	if (!h->w->d || MHD_add_connection(h->w->d, h->fd, (const struct sockaddr *)&h->addr, h->len) != MHD_YES) {
+		if (!h->w->d)
+			close(h->fd); /* MHD_add_connection closes it itself */
+		log_warn("http_connection_refused", "reason=\"%s\"", h->w->d ? "worker refused it" : "stopping");
+	}
+	atomic_fetch_sub(&h->w->pending, 1);
+	free(h);
+}
+
+static void *acceptor(void *arg)
+{
+	pthread_setname_np(pthread_self(), "http-accept");
+	struct listener *l = arg;
+	struct pollfd p[2] = { { .fd = l->lfd, .events = POLLIN }, { .fd = l->stop_fd, .events = POLLIN } };
+	int next = 0;
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("http_accept_failed", "error=\"%s\"", strerror(errno));
+			break;
+		}
+		if (p[1].revents)
+			break;
+		for (;;) {
+			struct handoff *h = calloc(1, sizeof(*h));
+			if (!h)
+				break;
+			h->len = sizeof(h->addr);
+			h->fd = accept4(l->lfd, (struct sockaddr *)&h->addr, &h->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (h->fd < 0) {
+				int e = errno;
+				free(h);
+				if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED) {
+					log_warn("http_accept_failed", "error=\"%s\"", strerror(e));
+					nanosleep(&(struct timespec){ .tv_nsec = 10000000L }, NULL); /* EMFILE and such */
+				}
+				break;
+			}
+			/* the worker with the fewest connections; ties in turn */
+			int best = -1, best_load = 0;
+			for (int k = 0; k < l->n_w; k++) {
+				int i = (next + k) % l->n_w;
+				int load = atomic_load(&l->w[i].conns) + atomic_load(&l->w[i].pending);
+				if (best < 0 || load < best_load) {
+					best = i;
+					best_load = load;
+				}
+			}
+			next = (best + 1) % l->n_w;
+			h->w = &l->w[best];
+			atomic_fetch_add(&h->w->pending, 1);
+			if (uclient_call(h->w->en, adopt, h) != TSR_OK) {
+				atomic_fetch_sub(&h->w->pending, 1);
+				close(h->fd);
+				free(h);
+			}
+		}
+	}
+	return NULL;
+}
+
+static int listen_socket(const struct sockaddr_storage *ss)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+	    bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static tsr_rc start_workers(struct http_server *s, struct listener *l, const struct sockaddr_storage *ss)
+{
+	int n = s->b->cfg->server.workers;
+	l->w = calloc((size_t)n, sizeof(*l->w));
+	if (!l->w)
+		return TSR_INTERNAL;
+	l->lfd = listen_socket(ss);
+	if (l->lfd < 0)
+		return TSR_UNAVAILABLE;
+	unsigned flags = MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_NO_LISTEN_SOCKET;
+	if (ss->ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	for (int i = 0; i < n; i++) {
+		struct worker *w = &l->w[i];
+		w->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
+					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+					MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+					MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
+					MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+					MHD_OPTION_CONNECTION_LIMIT, 4096u / (unsigned)n,
+					MHD_OPTION_END);
+		if (!w->d)
+			return TSR_UNAVAILABLE;
+		l->n_w = i + 1;
+		const union MHD_DaemonInfo *ei = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD);
+		if (!ei)
+			return TSR_INTERNAL;
+		struct uclient_hook hook = { .fd = ei->epoll_fd, .timeout_ms = worker_timeout, .run = worker_run,
+					     .arg = w, .name = "http-worker" };
+		if (uclient_start(&w->en, &hook) != TSR_OK)
+			return TSR_INTERNAL;
+	}
+	l->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (l->stop_fd < 0 || pthread_create(&l->acceptor, NULL, acceptor, l) != 0)
+		return TSR_INTERNAL;
+	l->accepting = true;
+	return TSR_OK;
+}
+
+/* Stop accepting: the acceptor ends and the listening socket closes. */
+static void stop_accepting(struct listener *l)
+{
+	if (l->accepting) {
+		uint64_t one = 1;
+		if (write(l->stop_fd, &one, sizeof(one)) != sizeof(one))
+			log_error("http_stop_signal_failed", "error=\"%s\"", strerror(errno));
+		pthread_join(l->acceptor, NULL);
+		l->accepting = false;
+	}
+	if (l->lfd >= 0)
+		close(l->lfd);
+	if (l->stop_fd >= 0)
+		close(l->stop_fd);
+	l->lfd = l->stop_fd = -1;
+}
+
 static tsr_rc start_listener(struct http_server *s, struct listener *l, const char *addr, bool admin)
 {
 	struct sockaddr_storage ss;
@@ -621,6 +846,17 @@ static tsr_rc start_listener(struct http_server *s, struct listener *l, const ch
 	l->srv = s;
 	l->admin = admin;
 	snprintf(l->addr, sizeof(l->addr), "%s", addr);
+	if (!admin) {
+		errno = 0;
+		tsr_rc rc = start_workers(s, l, &ss);
+		if (rc != TSR_OK) {
+			log_error("listen_failed", "addr=%s error=\"%s\"", addr, errno ? strerror(errno) : "cannot start the workers");
+			return rc;
+		}
+		log_info("listening", "addr=%s admin=%s workers=%d", addr, s->b->cfg->server.admin_listen ? "no" : "yes",
+			 l->n_w);
+		return TSR_OK;
+	}
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG |
 			 MHD_ALLOW_SUSPEND_RESUME;
 	if (ss.ss_family == AF_INET6)
@@ -638,7 +874,7 @@ static tsr_rc start_listener(struct http_server *s, struct listener *l, const ch
 		log_error("listen_failed", "addr=%s error=\"%s\"", addr, strerror(errno));
 		return TSR_UNAVAILABLE;
 	}
-	log_info("listening", "addr=%s admin=%s", addr, admin ? "only" : (s->b->cfg->server.admin_listen ? "no" : "yes"));
+	log_info("listening", "addr=%s admin=only", addr);
 	return TSR_OK;
 }
 
@@ -652,13 +888,13 @@ tsr_rc http_start(struct broker *b, struct http_server **out)
 	const struct route *rt;
 	for (int i = 0; (rt = route_at(i)) != NULL; i++)
 		metrics_set_route_name(i, rt->path);
+	for (int i = 0; i < 2; i++)
+		s->l[i].lfd = s->l[i].stop_fd = -1;
+	s->n = 1; /* http_stop() cleans up what a failed start left */
 	tsr_rc rc = start_listener(s, &s->l[0], b->cfg->server.listen, false);
-	if (rc == TSR_OK)
-		s->n = 1;
 	if (rc == TSR_OK && b->cfg->server.admin_listen) {
+		s->n = 2;
 		rc = start_listener(s, &s->l[1], b->cfg->server.admin_listen, true);
-		if (rc == TSR_OK)
-			s->n = 2;
 	}
 	if (rc != TSR_OK) {
 		http_stop(s, 0);
@@ -674,7 +910,11 @@ void http_stop(struct http_server *s, int timeout_s)
 		return;
 	/* 1. stop accepting: close the listening sockets */
 	for (int i = 0; i < s->n; i++) {
-		MHD_socket fd = MHD_quiesce_daemon(s->l[i].d);
+		struct listener *l = &s->l[i];
+		stop_accepting(l);
+		if (!l->d)
+			continue;
+		MHD_socket fd = MHD_quiesce_daemon(l->d);
 		if (fd != MHD_INVALID_SOCKET)
 			close(fd);
 	}
@@ -711,9 +951,28 @@ void http_stop(struct http_server *s, int timeout_s)
 			break;
 		nanosleep(&(struct timespec){ .tv_nsec = 20000000L }, NULL);
 	}
-	/* 4. close every connection and join the workers */
-	for (int i = 0; i < s->n; i++)
-		MHD_stop_daemon(s->l[i].d);
+	/*
+	 * 4. close every connection and join the workers. A worker closes its
+	 * connections on its own thread (their on_close callbacks cancel
+	 * transfers through its engine), then its engine stops, aborting what
+	 * is left; if the thread is gone already, the daemon is stopped here.
+	 */
+	for (int i = 0; i < s->n; i++) {
+		struct listener *l = &s->l[i];
+		for (int k = 0; k < l->n_w; k++) {
+			struct worker *w = &l->w[k];
+			if (w->en && !worker_do(w, worker_close, &w->closed) && !atomic_load(&w->closed)) {
+				uclient_stop(w->en);
+				worker_close(w);
+			} else if (!w->en && w->d) {
+				MHD_stop_daemon(w->d);
+			}
+			uclient_free(w->en);
+		}
+		free(l->w);
+		if (l->d)
+			MHD_stop_daemon(l->d);
+	}
 	pthread_mutex_destroy(&s->async_mu);
 	free(s);
 }

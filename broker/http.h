@@ -53,6 +53,7 @@ struct http_req {
 	/* deferred and streamed replies (http_defer); private to http.c */
 	struct http_async *async;
 	struct http_server *srv;
+	struct uclient *en; /* the worker's engine (main listener), NULL on MHD's own threads */
 	bool dispatched;
 };
 

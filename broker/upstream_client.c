@@ -3,11 +3,13 @@
  *
  * The engine thread owns the CURLM handle, the epoll set and every easy
  * handle that was added. An epoll item's data is either a tagged file
- * descriptor (bit 63 set: the wake-up eventfd or a libcurl socket, so an
- * event for a socket libcurl closed meanwhile is harmless) or a pointer to
- * a job whose client socket is watched (EPOLLRDHUP only: a hang-up, never
- * data). Client events of a batch are handled before anything in that
- * batch can finish (and free) a job.
+ * descriptor (bit 63 set: the wake-up eventfd, the hook's descriptor or a
+ * libcurl socket, so an event for a socket libcurl closed meanwhile is
+ * harmless) or a pointer to a job whose client socket is watched
+ * (EPOLLRDHUP only: a hang-up, never data). Client events of a batch are
+ * handled before anything in that batch can finish (and free) a job.
+ * Commands queued by the engine's own thread (from the hook or a callback)
+ * need no wake-up: the queue is looked at on every turn of the loop.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,14 +24,22 @@
 #include "upstream_client.h"
 #include "../lib/log.h"
 
+/*
+ * A client's socket is watched for a hang-up only once its transfer has run
+ * this long: most answers come sooner, and watching costs two epoll_ctl.
+ */
+#define WATCH_AFTER_NS (50LL * 1000000LL)
 #define TAG_FD (1ULL << 63)
 #define TAG_WAKE (1ULL << 62)
-enum cmd_kind { CMD_ADD, CMD_CANCEL, CMD_UNPAUSE };
+#define TAG_HOOK (1ULL << 61)
+enum cmd_kind { CMD_ADD, CMD_CANCEL, CMD_UNPAUSE, CMD_CALL };
 
 struct cmd {
 	struct cmd *next;
 	enum cmd_kind kind;
 	struct ujob *job;
+	void (*fn)(void *arg); /* CMD_CALL */
+	void *arg;
 };
 
 struct uclient {
@@ -39,11 +49,22 @@ struct uclient {
 	int wake_fd;
 	pthread_mutex_t mu;
 	struct cmd *head, *tail;
-	bool stop;
+	bool stop, exited;   /* exited: the thread is gone, every job finished; commands are dropped */
+	bool joined;         /* uclient_stop()'s caller's */
 	int64_t deadline_ns; /* libcurl's timer; -1 none */
 	struct ujob *jobs;   /* in the multi handle (engine thread) */
-	atomic_int active;
+	struct uclient_hook hook;
+	bool has_hook;
+	atomic_bool kick; /* run the hook on the next turn */
 };
+
+static atomic_int active_total;       /* transfers in flight, every engine */
+static __thread struct uclient *self; /* the engine whose thread this is */
+
+struct uclient *uclient_self(void)
+{
+	return self;
+}
 
 int64_t uclient_now_ns(void)
 {
@@ -94,6 +115,7 @@ void uclient_unwatch(struct uclient *en, struct ujob *job)
 		epoll_ctl(en->epfd, EPOLL_CTL_DEL, job->client_fd, NULL);
 		job->watched = false;
 	}
+	job->client_fd = -1; /* and never again */
 }
 
 /* The transfer ended: out of the multi handle, tell the owner, drop the engine's reference. */
@@ -112,7 +134,7 @@ static void finish(struct uclient *en, struct ujob *job, CURLcode code)
 			en->jobs = job->next;
 		if (job->next)
 			job->next->prev = job->prev;
-		atomic_fetch_sub(&en->active, 1);
+		atomic_fetch_sub(&active_total, 1);
 	}
 	job->done(job, code);
 	ujob_unref(job);
@@ -121,6 +143,10 @@ static void finish(struct uclient *en, struct ujob *job, CURLcode code)
 static void run_cmd(struct uclient *en, struct cmd *c)
 {
 	struct ujob *job = c->job;
+	if (c->kind == CMD_CALL) {
+		c->fn(c->arg);
+		return;
+	}
 	switch (c->kind) {
 	case CMD_ADD:
 		if (curl_multi_add_handle(en->multi, job->easy) != CURLM_OK) {
@@ -134,11 +160,8 @@ static void run_cmd(struct uclient *en, struct cmd *c)
 		if (en->jobs)
 			en->jobs->prev = job;
 		en->jobs = job;
-		atomic_fetch_add(&en->active, 1);
-		if (job->client_fd >= 0) {
-			struct epoll_event ev = { .events = EPOLLRDHUP, .data.ptr = job };
-			job->watched = epoll_ctl(en->epfd, EPOLL_CTL_ADD, job->client_fd, &ev) == 0;
-		}
+		atomic_fetch_add(&active_total, 1);
+		job->added_ns = job->last_ns;
 		break;
 	case CMD_CANCEL:
 		finish(en, job, CURLE_ABORTED_BY_CALLBACK);
@@ -149,6 +172,8 @@ static void run_cmd(struct uclient *en, struct cmd *c)
 			job->last_ns = uclient_now_ns();
 			curl_easy_pause(job->easy, CURLPAUSE_CONT);
 		}
+		break;
+	case CMD_CALL:
 		break;
 	}
 	ujob_unref(job); /* the command's reference */
@@ -169,24 +194,53 @@ static void drain_done(struct uclient *en)
 	}
 }
 
+/* Run the queued commands (engine thread). */
+static void run_queue(struct uclient *en)
+{
+	pthread_mutex_lock(&en->mu);
+	struct cmd *c = en->head;
+	en->head = en->tail = NULL;
+	pthread_mutex_unlock(&en->mu);
+	while (c) {
+		struct cmd *next = c->next;
+		run_cmd(en, c);
+		free(c);
+		c = next;
+	}
+}
+
 static void *run(void *arg)
 {
-	pthread_setname_np(pthread_self(), "upstream");
 	struct uclient *en = arg;
+	self = en;
+	pthread_setname_np(pthread_self(), en->has_hook ? en->hook.name : "upstream");
 	struct epoll_event evs[64];
 	int running = 0;
 	for (;;) {
 		pthread_mutex_lock(&en->mu);
-		bool stop = en->stop;
+		bool stop = en->stop, queued = en->head != NULL;
 		pthread_mutex_unlock(&en->mu);
 		if (stop)
 			break;
-		int timeout = en->jobs ? 250 : -1; /* read timeouts are swept 4 times a second */
+		bool kicked = atomic_load(&en->kick);
+		int timeout = queued || kicked ? 0 : en->jobs ? 250 : -1; /* read timeouts are swept 4 times a second */
+		int64_t t_now = uclient_now_ns();
 		if (en->deadline_ns >= 0) {
-			int64_t left = en->deadline_ns - uclient_now_ns();
+			int64_t left = en->deadline_ns - t_now;
 			int t = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
 			if (timeout < 0 || t < timeout)
 				timeout = t;
+		}
+		int64_t hook_at = -1;
+		if (en->has_hook) {
+			int64_t t = en->hook.timeout_ms(en->hook.arg);
+			if (t >= 0) {
+				if (t > 60000)
+					t = 60000;
+				hook_at = t_now + t * 1000000LL;
+				if (timeout < 0 || t < timeout)
+					timeout = (int)t;
+			}
 		}
 		int n = epoll_wait(en->epfd, evs, 64, timeout);
 		if (n < 0 && errno != EINTR) {
@@ -196,8 +250,8 @@ static void *run(void *arg)
 		/*
 		 * Hang-ups first: a job finished later in this batch may be freed,
 		 * and its client event must not be looked at after that. Nothing
-		 * finishes until drain_done() below, except cancels (W_WAKE), which
-		 * come after this pass too.
+		 * finishes until drain_done() below, except cancels (commands),
+		 * which come after this pass too.
 		 */
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 & TAG_FD)
@@ -207,13 +261,17 @@ static void *run(void *arg)
 			if (!job->finished && job->hangup)
 				job->hangup(job);
 		}
-		bool woken = false;
+		bool woken = false, hook_ready = false;
 		for (int i = 0; i < n; i++) {
 			uint64_t tag = evs[i].data.u64;
 			if (!(tag & TAG_FD))
 				continue;
 			if (tag & TAG_WAKE) {
 				woken = true;
+				continue;
+			}
+			if (tag & TAG_HOOK) {
+				hook_ready = true;
 				continue;
 			}
 			int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
@@ -226,22 +284,22 @@ static void *run(void *arg)
 			uint64_t v;
 			if (read(en->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 				log_warn("uclient_wake_read_failed", "error=\"%s\"", strerror(errno));
-			pthread_mutex_lock(&en->mu);
-			struct cmd *c = en->head;
-			en->head = en->tail = NULL;
-			pthread_mutex_unlock(&en->mu);
-			while (c) {
-				struct cmd *next = c->next;
-				run_cmd(en, c);
-				free(c);
-				c = next;
-			}
 		}
-		int64_t t_now = uclient_now_ns();
+		kicked = atomic_exchange(&en->kick, false);
+		if (en->has_hook && (hook_ready || kicked || (hook_at >= 0 && uclient_now_ns() >= hook_at)))
+			en->hook.run(en->hook.arg);
+		run_queue(en);
+		t_now = uclient_now_ns();
 		for (struct ujob *j = en->jobs, *next; j; j = next) {
 			next = j->next;
-			if (j->idle_ns > 0 && !j->paused && t_now - j->last_ns > j->idle_ns)
+			if (j->idle_ns > 0 && !j->paused && t_now - j->last_ns > j->idle_ns) {
 				finish(en, j, CURLE_OPERATION_TIMEDOUT);
+			} else if (!j->watched && j->client_fd >= 0 && t_now - j->added_ns > WATCH_AFTER_NS) {
+				struct epoll_event ev = { .events = EPOLLRDHUP, .data.ptr = j };
+				j->watched = epoll_ctl(en->epfd, EPOLL_CTL_ADD, j->client_fd, &ev) == 0;
+				if (!j->watched)
+					j->client_fd = -1;
+			}
 		}
 		if (en->deadline_ns >= 0 && uclient_now_ns() >= en->deadline_ns) {
 			en->deadline_ns = -1;
@@ -267,14 +325,22 @@ static void *run(void *arg)
 	}
 	while (en->jobs)
 		finish(en, en->jobs, CURLE_ABORTED_BY_CALLBACK);
+	run_queue(en); /* what the aborts queued (cancels of finished jobs: references only) */
+	pthread_mutex_lock(&en->mu);
+	en->exited = true;
+	pthread_mutex_unlock(&en->mu);
 	return NULL;
 }
 
-tsr_rc uclient_start(struct uclient **out)
+tsr_rc uclient_start(struct uclient **out, const struct uclient_hook *hook)
 {
 	struct uclient *en = calloc(1, sizeof(*en));
 	if (!en)
 		return TSR_INTERNAL;
+	if (hook) {
+		en->hook = *hook;
+		en->has_hook = true;
+	}
 	en->epfd = epoll_create1(EPOLL_CLOEXEC);
 	en->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	en->multi = curl_multi_init();
@@ -283,6 +349,9 @@ tsr_rc uclient_start(struct uclient **out)
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_FD | TAG_WAKE };
 	if (en->epfd < 0 || en->wake_fd < 0 || !en->multi ||
 	    epoll_ctl(en->epfd, EPOLL_CTL_ADD, en->wake_fd, &ev) != 0)
+		goto fail;
+	struct epoll_event hev = { .events = EPOLLIN, .data.u64 = TAG_FD | TAG_HOOK };
+	if (hook && epoll_ctl(en->epfd, EPOLL_CTL_ADD, hook->fd, &hev) != 0)
 		goto fail;
 	curl_multi_setopt(en->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
 	curl_multi_setopt(en->multi, CURLMOPT_SOCKETDATA, en);
@@ -317,11 +386,29 @@ void uclient_stop(struct uclient *en)
 {
 	if (!en)
 		return;
+	if (en->joined)
+		return;
 	pthread_mutex_lock(&en->mu);
 	en->stop = true;
 	pthread_mutex_unlock(&en->mu);
 	wake(en);
 	pthread_join(en->thread, NULL);
+	en->joined = true;
+}
+
+void uclient_hook_clear(struct uclient *en)
+{
+	if (en->has_hook) {
+		epoll_ctl(en->epfd, EPOLL_CTL_DEL, en->hook.fd, NULL);
+		en->has_hook = false;
+	}
+}
+
+void uclient_free(struct uclient *en)
+{
+	if (!en)
+		return;
+	uclient_stop(en);
 	curl_multi_cleanup(en->multi);
 	close(en->epfd);
 	close(en->wake_fd);
@@ -329,19 +416,24 @@ void uclient_stop(struct uclient *en)
 	free(en);
 }
 
-static tsr_rc push(struct uclient *en, enum cmd_kind kind, struct ujob *job)
+static tsr_rc push(struct uclient *en, enum cmd_kind kind, struct ujob *job, void (*fn)(void *), void *arg)
 {
 	struct cmd *c = calloc(1, sizeof(*c));
 	if (!c)
 		return TSR_INTERNAL;
 	c->kind = kind;
 	c->job = job;
-	ujob_ref(job);
+	c->fn = fn;
+	c->arg = arg;
+	if (job)
+		ujob_ref(job);
 	pthread_mutex_lock(&en->mu);
-	if (en->stop && kind == CMD_ADD) {
+	/* stopping: no new transfer; once the thread is gone every job has finished, so nothing is left to do */
+	if ((en->stop && kind == CMD_ADD) || en->exited) {
 		pthread_mutex_unlock(&en->mu);
 		free(c);
-		ujob_unref(job);
+		if (job)
+			ujob_unref(job);
 		return TSR_UNAVAILABLE;
 	}
 	if (en->tail)
@@ -350,7 +442,8 @@ static tsr_rc push(struct uclient *en, enum cmd_kind kind, struct ujob *job)
 		en->head = c;
 	en->tail = c;
 	pthread_mutex_unlock(&en->mu);
-	wake(en);
+	if (self != en)
+		wake(en);
 	return TSR_OK;
 }
 
@@ -359,7 +452,7 @@ tsr_rc uclient_add(struct uclient *en, struct ujob *job)
 	job->finished = job->in_multi = job->watched = false;
 	curl_easy_setopt(job->easy, CURLOPT_PRIVATE, job);
 	ujob_ref(job); /* the transfer's reference, dropped after done() */
-	tsr_rc rc = push(en, CMD_ADD, job);
+	tsr_rc rc = push(en, CMD_ADD, job, NULL, NULL);
 	if (rc != TSR_OK)
 		ujob_unref(job);
 	return rc;
@@ -367,17 +460,29 @@ tsr_rc uclient_add(struct uclient *en, struct ujob *job)
 
 void uclient_cancel(struct uclient *en, struct ujob *job)
 {
-	if (push(en, CMD_CANCEL, job) != TSR_OK)
+	/* TSR_UNAVAILABLE: the engine is gone and every job with it; nothing to cancel */
+	if (push(en, CMD_CANCEL, job, NULL, NULL) == TSR_INTERNAL)
 		log_error("uclient_cancel_lost", "reason=\"out of memory\"");
 }
 
 void uclient_unpause(struct uclient *en, struct ujob *job)
 {
-	if (push(en, CMD_UNPAUSE, job) != TSR_OK)
+	if (push(en, CMD_UNPAUSE, job, NULL, NULL) == TSR_INTERNAL)
 		log_error("uclient_unpause_lost", "reason=\"out of memory\"");
 }
 
-int uclient_active(struct uclient *en)
+void uclient_kick(struct uclient *en)
 {
-	return atomic_load(&en->active);
+	if (!atomic_exchange(&en->kick, true) && self != en)
+		wake(en);
+}
+
+tsr_rc uclient_call(struct uclient *en, void (*fn)(void *arg), void *arg)
+{
+	return push(en, CMD_CALL, NULL, fn, arg);
+}
+
+int uclient_active(void)
+{
+	return atomic_load(&active_total);
 }

@@ -48,7 +48,7 @@ tsr_rc audit_event_init(struct audit_event *e, const char *actor, const char *ac
 	clock_gettime(CLOCK_REALTIME, &ts);
 	e->at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	uint8_t u[16];
-	if (crypto_random(u, sizeof(u)) != TSR_OK)
+	if (crypto_random_id(u, sizeof(u)) != TSR_OK)
 		return TSR_INTERNAL;
 	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
 	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */

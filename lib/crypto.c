@@ -19,6 +19,31 @@ tsr_rc crypto_random(void *p, size_t n)
 	return TSR_OK;
 }
 
+/*
+ * Identifiers are taken from a per-thread block of DRBG output: one
+ * RAND_bytes call (and OpenSSL's fork check, a getpid) per 32 ids of 16
+ * bytes instead of one per id. The block is wiped as it is used.
+ */
+#define ID_POOL 512
+
+tsr_rc crypto_random_id(void *p, size_t n)
+{
+	static __thread uint8_t pool[ID_POOL];
+	static __thread size_t left;
+	if (n > ID_POOL / 4)
+		return crypto_random(p, n);
+	if (left < n) {
+		if (RAND_bytes(pool, ID_POOL) != 1)
+			return TSR_INTERNAL;
+		left = ID_POOL;
+	}
+	uint8_t *src = pool + (ID_POOL - left);
+	memcpy(p, src, n);
+	OPENSSL_cleanse(src, n);
+	left -= n;
+	return TSR_OK;
+}
+
 void crypto_b64url(const uint8_t *p, size_t n, char *out)
 {
 	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -92,10 +117,33 @@ const EVP_CIPHER *crypto_cipher_aes256gcm(void)
 	return cipher_gcm ? cipher_gcm : EVP_aes_256_gcm();
 }
 
+static pthread_key_t md_ctx_key;
+
+static void md_ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
+
+static void md_ctx_key_init(void)
+{
+	if (pthread_key_create(&md_ctx_key, md_ctx_free) != 0)
+		abort();
+}
+
 void crypto_sha256(const void *p, size_t n, uint8_t out[SHA256_LEN])
 {
+	/* one context per thread, kept: EVP_Digest() allocates and frees one per call */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, md_ctx_key_init);
+	EVP_MD_CTX *ctx = pthread_getspecific(md_ctx_key);
+	if (!ctx) {
+		ctx = EVP_MD_CTX_new();
+		if (!ctx || pthread_setspecific(md_ctx_key, ctx) != 0)
+			abort(); /* out of memory at a thread's first digest */
+	}
 	unsigned int len = SHA256_LEN;
-	if (EVP_Digest(p, n, out, &len, crypto_md_sha256(), NULL) != 1)
+	if (EVP_DigestInit_ex(ctx, crypto_md_sha256(), NULL) != 1 || EVP_DigestUpdate(ctx, p, n) != 1 ||
+	    EVP_DigestFinal_ex(ctx, out, &len) != 1)
 		abort(); /* broken invariant: SHA-256 is always available */
 }
 

@@ -23,6 +23,8 @@
 
 /* Fill p with n bytes from the CSPRNG. */
 tsr_rc crypto_random(void *p, size_t n) TSR_WUR;
+/* Random bytes for identifiers that must be unique and unguessable but are not keys (buffered per thread). */
+tsr_rc crypto_random_id(void *p, size_t n) TSR_WUR;
 /* Write a new token (TOKEN_LEN chars + NUL) into out[TOKEN_LEN + 1]. */
 tsr_rc crypto_token_new(char out[TOKEN_LEN + 1]) TSR_WUR;
 /* True if s has the shape of a tessera token (prefix, length, alphabet). */
