@@ -437,23 +437,40 @@ tsr_rc policy_model_ok(struct policy *p, const char *model, int64_t user_id, uns
 
 /* ---------- rate and budget ---------- */
 
-/* The per-replica token bucket of e, used while Postgres cannot be reached. rate_mu held. */
+static int secs_until(int64_t end_ns, int64_t t)
+{
+	int64_t left = end_ns - t;
+	int s = (int)((left + 999999999LL) / 1000000000LL);
+	return s < 1 ? 1 : s;
+}
+
+/*
+ * The per-replica token bucket of e, used while Postgres cannot be reached.
+ * It holds at most what this replica's leases left of the current window's
+ * limit: requests served from leases in this window count against it, so a
+ * fallback never starts with a whole fresh minute's allowance. rate_mu held.
+ */
 static tsr_rc local_bucket(struct rate_entry *e, int64_t limit, int64_t t, int *retry_after)
 {
 	double per_ns = (double)limit / 60e9;
+	bool in_window = t < e->window_end_ns;
+	double cap = (double)(limit - (in_window ? e->leased : 0));
+	if (cap < 0)
+		cap = 0;
 	if (e->last_ns == 0) {
-		e->tokens = (double)limit;
+		e->tokens = cap;
 		e->last_ns = t;
 	}
 	e->tokens += (double)(t - e->last_ns) * per_ns;
-	if (e->tokens > (double)limit)
-		e->tokens = (double)limit;
+	if (e->tokens > cap)
+		e->tokens = cap;
 	e->last_ns = t;
 	if (e->tokens >= 1.0) {
 		e->tokens -= 1.0;
 		return TSR_OK;
 	}
-	*retry_after = (int)((1.0 - e->tokens) / (per_ns * 1e9)) + 1;
+	*retry_after = cap < 1.0 && in_window ? secs_until(e->window_end_ns, t)
+					      : (int)((1.0 - e->tokens) / (per_ns * 1e9)) + 1;
 	return TSR_RATE_LIMITED;
 }
 
@@ -484,13 +501,6 @@ static struct rate_entry *rate_entry(struct policy *p, int64_t user_id)
 	p->buckets[k] = e;
 	p->n_rate++;
 	return e;
-}
-
-static int secs_until(int64_t end_ns, int64_t t)
-{
-	int64_t left = end_ns - t;
-	int s = (int)((left + 999999999LL) / 1000000000LL);
-	return s < 1 ? 1 : s;
 }
 
 tsr_rc policy_rate(struct policy *p, int64_t user_id, int *retry_after)
