@@ -46,6 +46,7 @@
 #include <jansson.h>
 
 #include "auditlog.h"
+#include "auditlog_line.h"
 #include "../db/audit_spool.h"
 #include "../lib/buf.h"
 #include "../lib/log.h"
@@ -228,48 +229,10 @@ static void rollback_if_open(struct auditlog *al)
 
 /* ---------- spool ---------- */
 
-static json_t *jstr(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
-static json_t *event_json(const struct audit_event *e)
-{
-	json_t *j = json_object();
-	if (!j)
-		return NULL;
-	json_object_set_new(j, "at_us", json_integer(e->at_us));
-	json_object_set_new(j, "event_id", json_string(e->event_id));
-	json_object_set_new(j, "actor", jstr(e->actor));
-	json_object_set_new(j, "actor_user_id", json_integer(e->actor_user_id));
-	json_object_set_new(j, "actor_addr", jstr(e->actor_addr));
-	json_object_set_new(j, "action", jstr(e->action));
-	json_object_set_new(j, "target", jstr(e->target));
-	json_object_set_new(j, "outcome", jstr(e->outcome));
-	json_object_set_new(j, "user_id", json_integer(e->user_id));
-	json_object_set_new(j, "repo_id", json_integer(e->repo_id));
-	json_object_set_new(j, "credential_id", json_integer(e->credential_id));
-	json_object_set_new(j, "route", jstr(e->route));
-	json_object_set_new(j, "model", jstr(e->model));
-	json_object_set_new(j, "upstream", jstr(e->upstream));
-	json_object_set_new(j, "upstream_key_id", json_integer(e->upstream_key_id));
-	json_object_set_new(j, "decision", jstr(e->decision));
-	json_object_set_new(j, "rule_hits", jstr(e->rule_hits));
-	json_object_set_new(j, "req_bytes", json_integer(e->req_bytes));
-	json_object_set_new(j, "resp_bytes", json_integer(e->resp_bytes));
-	json_object_set_new(j, "req_sha256_hex", jstr(e->req_sha256_hex));
-	json_object_set_new(j, "status", json_integer(e->status));
-	json_object_set_new(j, "latency_us", json_integer(e->latency_us));
-	json_object_set_new(j, "tokens_in", json_integer(e->tokens_in));
-	json_object_set_new(j, "tokens_out", json_integer(e->tokens_out));
-	json_object_set_new(j, "detail", jstr(e->detail));
-	return j;
-}
-
-/* Fill e from a spool line's object; strings point into j (keep j alive). */
+/* Fill e from a spool line's object (written by auditlog_line()); strings point into j (keep j alive). */
 static bool event_from_json(json_t *j, struct audit_event *e)
 {
-	memset(e, 0, sizeof(*e));
+	memset(e, 0, sizeof(*e)); /* detail_canonical too: a replayed detail is canonicalised again */
 	const char *id = json_string_value(json_object_get(j, "event_id"));
 	if (!json_is_object(j) || !id || strlen(id) != 36)
 		return false;
@@ -299,15 +262,8 @@ static tsr_rc events_dump(const struct audit_event *ev, int n, struct buf *out)
 {
 	buf_init(out, (size_t)1 << 30);
 	tsr_rc rc = TSR_OK;
-	for (int i = 0; i < n && rc == TSR_OK; i++) {
-		json_t *j = event_json(&ev[i]);
-		char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-		json_decref(j);
-		rc = line ? buf_puts(out, line) : TSR_INTERNAL;
-		if (rc == TSR_OK)
-			rc = buf_puts(out, "\n");
-		free(line);
-	}
+	for (int i = 0; i < n && rc == TSR_OK; i++)
+		rc = auditlog_line(out, &ev[i]);
 	return rc;
 }
 

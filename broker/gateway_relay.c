@@ -22,6 +22,7 @@
 
 #include "gateway_int.h"
 #include "auditlog.h"
+#include "gateway_detail.h"
 #include "../lib/log.h"
 
 #define STREAM_MAX (256u << 10)
@@ -209,17 +210,17 @@ void gw_on_done(struct ujob *job, CURLcode code)
 	int64_t upstream_us = (g->t_done_ns - g->t_fwd_ns) / 1000;
 	int64_t ttfb_us = g->t_first_ns ? (g->t_first_ns - g->t_fwd_ns) / 1000 : -1;
 	int64_t resp_bytes = g->total_in;
+	bool stream = g->mode == GW_STREAM, client_gone = g->client_gone;
 	pthread_mutex_unlock(&g->mu);
 
-	json_t *d = json_pack("{s:b,s:I,s:I,s:I,s:s}", "stream", g->mode == GW_STREAM, "upstream_us",
-			      (json_int_t)upstream_us, "overhead_us", (json_int_t)(total_us - upstream_us), "ttfb_us",
-			      (json_int_t)ttfb_us, "classifications", g->classes);
-	if (code != CURLE_OK && d)
-		json_object_set_new(d, "upstream_error", json_string(curl_easy_strerror(code)));
-	if (g->client_gone && d)
-		json_object_set_new(d, "client_gone", json_true());
-	char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
-	json_decref(d);
+	/* detail in canonical form, so the audit writer and shipper need not parse and re-dump it */
+	struct gateway_detail gd = { .classifications = g->classes, .client_gone = client_gone,
+				     .overhead_us = total_us - upstream_us, .stream = stream, .ttfb_us = ttfb_us,
+				     .upstream_error = code != CURLE_OK ? curl_easy_strerror(code) : NULL,
+				     .upstream_us = upstream_us };
+	struct buf d;
+	buf_init(&d, 4096);
+	const char *detail = gateway_detail_json(&d, &gd) == TSR_OK ? d.data : NULL;
 
 	struct audit_event ev;
 	tsr_rc rc = audit_event_init(&ev, g->user_name, "gateway.request", status < 400 ? "success" : "failure");
@@ -243,12 +244,13 @@ void gw_on_done(struct ujob *job, CURLcode code)
 		ev.tokens_in = g->tokens_in;
 		ev.tokens_out = g->tokens_out;
 		ev.detail = detail;
+		ev.detail_canonical = true;
 		ujob_ref(&g->job);
 		rc = auditlog_submit(g->gw->b->audit, &ev, on_audited, g);
 		if (rc != TSR_OK)
 			ujob_unref(&g->job);
 	}
-	free(detail);
+	buf_free(&d);
 	gw_metrics_request(gw_route_kind(g->route), status, g->up->name, total_us - upstream_us, upstream_us);
 	if (rc != TSR_OK) {
 		log_error("gateway_audit_unqueued", "route=%s error=%s", g->route, status_name(rc));

@@ -10,6 +10,7 @@
 #ifndef TSR_DB_AUDIT_H
 #define TSR_DB_AUDIT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "db.h"
 #include "../lib/audit_canon.h"
@@ -37,6 +38,14 @@ struct audit_event {
 	const char *req_sha256_hex;
 	int64_t status, latency_us, tokens_in, tokens_out;
 	const char *detail;      /* JSON */
+	/*
+	 * detail is already exactly what audit_canon_json() would return
+	 * (producers on the hot path write it so, e.g. the gateway): appending
+	 * then takes it as is instead of parsing and re-dumping it. Copies of
+	 * the struct carry it; the spool/journal line does not (a replayed
+	 * event is canonicalised again).
+	 */
+	bool detail_canonical;
 };
 
 /* Zero the event, stamp the time and a fresh event id, NULL the numbers. */
