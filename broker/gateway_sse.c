@@ -76,17 +76,18 @@ static bool has_usage_letter_escape(const char *p, size_t n)
  * ':' and '{' (whitespace allowed). In valid JSON such bytes are always a key: a '"' inside a
  * string is escaped, so its previous byte is '\', and after a closing '"' no letter may follow.
  * Hence in valid JSON every such object parses, and every "usage" key the full parse could read
- * is found — unless it is spelt with \u escapes (has_usage_letter_escape). The full parse also
- * runs when no usage object held a count, and when one failed to parse (the text is then not
- * valid JSON, and the full parse fails as soon as the error, or the depth limit, is reached).
+ * is found — unless it is spelt with \u escapes (has_usage_letter_escape). So when the scan
+ * finds no usage object (the "usage":null of every OpenAI stream chunk with include_usage) the
+ * full parse would find none either, and is skipped. It runs when an object failed to parse
+ * (the text is then not valid JSON, and the full parse fails as soon as the error, or the depth
+ * limit, is reached).
  * tests/fuzz/fuzz_usage.c checks both claims against the former reading: the result never
  * under-counts, nor does the scan alone when there are no escapes.
  *
- * usage_scan: true when it read a count and every usage object parsed.
+ * usage_scan: true when every usage object parsed.
  */
 static bool usage_scan(const char *p, size_t n, int64_t *in, int64_t *out)
 {
-	bool counted = false;
 	size_t at = 0;
 	const char *k;
 	while (at < n && (k = memmem(p + at, n - at, "\"usage\"", 7)) != NULL) {
@@ -113,11 +114,11 @@ static bool usage_scan(const char *p, size_t n, int64_t *in, int64_t *out)
 		 * cost one parse, not one per level (the full parse reads no usage inside a usage). */
 		if (err.position > 0 && (size_t)err.position <= n - v)
 			at = v + (size_t)err.position;
-		if (json_is_object(u) && take_usage(u, in, out))
-			counted = true;
+		if (json_is_object(u))
+			take_usage(u, in, out);
 		json_decref(u);
 	}
-	return counted;
+	return true;
 }
 
 void gw_usage_from_json(const char *p, size_t n, int64_t *in, int64_t *out)
