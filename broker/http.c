@@ -658,12 +658,14 @@ static void worker_run(void *arg)
 		MHD_run(w->d);
 }
 
-/* Close every connection (their completion callbacks run here, on the worker's thread). */
+/* Close every connection (their completion callbacks run here, on the worker's thread). Idempotent. */
 static void worker_close(void *arg)
 {
 	struct worker *w = arg;
-	uclient_hook_clear(w->en);
-	MHD_stop_daemon(w->d);
+	if (w->en)
+		uclient_hook_clear(w->en);
+	if (w->d)
+		MHD_stop_daemon(w->d);
 	w->d = NULL;
 	atomic_store(&w->closed, true);
 }
@@ -962,12 +964,9 @@ void http_stop(struct http_server *s, int timeout_s)
 		struct listener *l = &s->l[i];
 		for (int k = 0; k < l->n_w; k++) {
 			struct worker *w = &l->w[k];
-			if (w->en && !worker_do(w, worker_close, &w->closed) && !atomic_load(&w->closed)) {
-				uclient_stop(w->en);
-				worker_close(w);
-			} else if (!w->en && w->d) {
-				MHD_stop_daemon(w->d);
-			}
+			if (w->en && !worker_do(w, worker_close, &w->closed))
+				uclient_stop(w->en); /* its thread is gone: nothing else touches w->d now */
+			worker_close(w);
 			uclient_free(w->en);
 		}
 		free(l->w);
