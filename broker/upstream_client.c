@@ -194,8 +194,8 @@ static void drain_done(struct uclient *en)
 	}
 }
 
-/* Run the queued commands (engine thread). */
-static void run_queue(struct uclient *en)
+/* Run the queued commands (engine thread); when stopping, a transfer not yet started is aborted instead. */
+static void run_queue(struct uclient *en, bool stopping)
 {
 	pthread_mutex_lock(&en->mu);
 	struct cmd *c = en->head;
@@ -203,7 +203,12 @@ static void run_queue(struct uclient *en)
 	pthread_mutex_unlock(&en->mu);
 	while (c) {
 		struct cmd *next = c->next;
-		run_cmd(en, c);
+		if (stopping && c->kind == CMD_ADD) {
+			finish(en, c->job, CURLE_ABORTED_BY_CALLBACK);
+			ujob_unref(c->job);
+		} else {
+			run_cmd(en, c);
+		}
 		free(c);
 		c = next;
 	}
@@ -288,7 +293,7 @@ static void *run(void *arg)
 		kicked = atomic_exchange(&en->kick, false);
 		if (en->has_hook && (hook_ready || kicked || (hook_at >= 0 && uclient_now_ns() >= hook_at)))
 			en->hook.run(en->hook.arg);
-		run_queue(en);
+		run_queue(en, false);
 		t_now = uclient_now_ns();
 		for (struct ujob *j = en->jobs, *next; j; j = next) {
 			next = j->next;
@@ -308,24 +313,10 @@ static void *run(void *arg)
 		drain_done(en);
 	}
 	/* stopping: queued commands first (their references), then abort what runs */
-	pthread_mutex_lock(&en->mu);
-	struct cmd *c = en->head;
-	en->head = en->tail = NULL;
-	pthread_mutex_unlock(&en->mu);
-	while (c) {
-		struct cmd *next = c->next;
-		if (c->kind == CMD_ADD) {
-			finish(en, c->job, CURLE_ABORTED_BY_CALLBACK);
-			ujob_unref(c->job);
-		} else {
-			run_cmd(en, c);
-		}
-		free(c);
-		c = next;
-	}
+	run_queue(en, true);
 	while (en->jobs)
 		finish(en, en->jobs, CURLE_ABORTED_BY_CALLBACK);
-	run_queue(en); /* what the aborts queued (cancels of finished jobs: references only) */
+	run_queue(en, true); /* what the aborts queued (cancels of finished jobs: references only) */
 	pthread_mutex_lock(&en->mu);
 	en->exited = true;
 	pthread_mutex_unlock(&en->mu);
