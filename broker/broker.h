@@ -20,6 +20,7 @@ struct tokencache;
 struct auditlog;
 struct gateway;
 struct masterkey;
+struct http_server;
 
 struct broker {
 	const struct config *cfg;
@@ -33,6 +34,7 @@ struct broker {
 	struct gateway *gateway;   /* the LLM gateway (gateway.h); NULL in `migrate` */
 	const struct masterkey *masterkey; /* lib/masterkey.h; NULL when none is configured */
 	const char *conninfo;   /* for modules that need their own connection (LISTEN) */
+	_Atomic(struct http_server *) http; /* the listeners (http.h): set by http_start, cleared as http_stop begins */
 };
 
 #endif

@@ -904,13 +904,25 @@ tsr_rc http_start(struct broker *b, struct http_server **out)
 		return rc;
 	}
 	*out = s;
+	atomic_store(&b->http, s);
 	return TSR_OK;
+}
+
+tsr_rc http_metrics_render(struct http_server *s, struct buf *out)
+{
+	const struct listener *l = &s->l[0];
+	tsr_rc rc = buf_puts(out, "# HELP tessera_http_worker_connections Open client connections per HTTP worker.\n"
+				  "# TYPE tessera_http_worker_connections gauge\n");
+	for (int i = 0; rc == TSR_OK && i < l->n_w; i++)
+		rc = buf_printf(out, "tessera_http_worker_connections{worker=\"%d\"} %d\n", i, atomic_load(&l->w[i].conns));
+	return rc;
 }
 
 void http_stop(struct http_server *s, int timeout_s)
 {
 	if (!s)
 		return;
+	atomic_store(&s->b->http, NULL); /* /metrics requests still in flight finish before s is freed (step 2) */
 	/* 1. stop accepting: close the listening sockets */
 	for (int i = 0; i < s->n; i++) {
 		struct listener *l = &s->l[i];

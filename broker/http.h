@@ -103,6 +103,8 @@ tsr_rc http_start(struct broker *b, struct http_server **out) TSR_WUR;
  * every connection, free. http_stop(NULL) is a no-op.
  */
 void http_stop(struct http_server *s, int timeout_s);
+/* /metrics lines of the listeners (connections per worker). */
+tsr_rc http_metrics_render(struct http_server *s, struct buf *out) TSR_WUR;
 
 /* Reply helpers for handlers. The JSON reference is stolen. */
 tsr_rc http_reply_json(struct http_req *r, int status, json_t *j) TSR_WUR;

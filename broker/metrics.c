@@ -129,6 +129,9 @@ tsr_rc metrics_render(struct broker *b, struct buf *out)
 	int used = db_pool_in_use(b->pool);
 	P("tessera_db_pool_connections{state=\"in_use\"} %d\n", used);
 	P("tessera_db_pool_connections{state=\"size\"} %d\n", db_pool_size(b->pool));
+	struct http_server *http = atomic_load(&b->http);
+	if (http && (rc = http_metrics_render(http, out)) != TSR_OK)
+		return rc;
 	if ((rc = gateway_metrics_render(b, out)) != TSR_OK)
 		return rc;
 	if ((rc = rotation_metrics_render(b, out)) != TSR_OK)
