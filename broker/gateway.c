@@ -256,7 +256,8 @@ static tsr_rc h_forward(struct http_req *r)
 	f.sha256_hex = sha_hex;
 	if (r->too_large || r->body.len > (size_t)cfg->gateway.max_body)
 		return refuse(r, 413, &f, "request body over the limit of %lld bytes", (long long)cfg->gateway.max_body);
-	if (!uclient_self()) /* only the main listener's workers drive upstream transfers (http.c) */
+	struct uclient *en = uclient_self(); /* this worker's engine: the transfer runs on this thread */
+	if (!en) /* only the main listener's workers drive upstream transfers (http.c) */
 		return refuse(r, 503, &f, "this listener does not forward to upstreams");
 
 	json_error_t jerr;
@@ -381,7 +382,7 @@ static tsr_rc h_forward(struct http_req *r)
 	g->job.hangup = gw_on_hangup;
 	g->job.release = gw_release;
 	g->gw = gw;
-	g->en = uclient_self();
+	g->en = en;
 	g->r = r;
 	g->dialect = d;
 	g->up = up;

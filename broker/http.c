@@ -670,16 +670,16 @@ static void worker_close(void *arg)
 	atomic_store(&w->closed, true);
 }
 
-/* Run fn on w's thread and wait for *flag (at most ~5 s); false when it could not run there. */
-static bool worker_do(struct worker *w, void (*fn)(void *), atomic_bool *flag)
+/* worker_close on w's own thread, waiting at most ~5 s; false when it did not run there. */
+static bool worker_close_on_thread(struct worker *w)
 {
-	if (uclient_call(w->en, fn, w) != TSR_OK)
+	if (uclient_call(w->en, worker_close, w) != TSR_OK)
 		return false;
-	for (int i = 0; i < 5000 && !atomic_load(flag); i++)
+	for (int i = 0; i < 5000 && !atomic_load(&w->closed); i++)
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000L }, NULL);
-	if (!atomic_load(flag))
+	if (!atomic_load(&w->closed))
 		log_warn("http_worker_stuck", "waited=5s");
-	return atomic_load(flag);
+	return atomic_load(&w->closed);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
@@ -976,7 +976,7 @@ void http_stop(struct http_server *s, int timeout_s)
 		struct listener *l = &s->l[i];
 		for (int k = 0; k < l->n_w; k++) {
 			struct worker *w = &l->w[k];
-			if (w->en && !worker_do(w, worker_close, &w->closed))
+			if (w->en && !worker_close_on_thread(w))
 				uclient_stop(w->en); /* its thread is gone: nothing else touches w->d now */
 			worker_close(w);
 			uclient_free(w->en);

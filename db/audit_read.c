@@ -17,6 +17,7 @@
 
 #include "audit_read.h"
 #include "../lib/crypto.h"
+#include "../lib/json_write.h" /* json_write_i64: decimal text without snprintf, which costs more than the hash here */
 #include "../lib/log.h"
 
 #define BATCH 2000
@@ -99,7 +100,7 @@ struct audit_reader {
 	int cur_i, cur_n;
 	/* the row handed out and the storage its strings point into */
 	struct audit_row row;
-	char num[AUF_NFIELDS][24];
+	char num[AUF_NFIELDS][JSON_WRITE_INT_MAX];
 	char uuid[37], sha[65];
 	char *json[2];    /* canonical text of rule_hits / detail of the current row */
 	char *json_raw[2]; /* the jsonb text it came from: the same text is not parsed again */
@@ -263,24 +264,6 @@ void audit_reader_close(struct audit_reader *rd)
 	free(rd);
 }
 
-/* Decimal of v into slot[24] (what "%" PRId64 prints; snprintf costs more than the hash here). */
-static void fmt_i64(char *slot, int64_t v)
-{
-	char tmp[24];
-	int n = 0;
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	int o = 0;
-	if (v < 0)
-		slot[o++] = '-';
-	while (n)
-		slot[o++] = tmp[--n];
-	slot[o] = '\0';
-}
-
 /* Decode row i of rd->cur into rd->row. */
 static tsr_rc decode_row(struct audit_reader *rd, int i)
 {
@@ -298,7 +281,7 @@ static tsr_rc decode_row(struct audit_reader *rd, int i)
 		case 20:
 			if (len != 8)
 				return TSR_INTERNAL;
-			fmt_i64(rd->num[k], be64(v));
+			json_write_i64(rd->num[k], be64(v));
 			a->f[k] = rd->num[k];
 			if (k == AUF_USER_ID)
 				rd->row.user_id = be64(v);
@@ -308,14 +291,14 @@ static tsr_rc decode_row(struct audit_reader *rd, int i)
 		case 23:
 			if (len != 4)
 				return TSR_INTERNAL;
-			fmt_i64(rd->num[k], be32(v));
+			json_write_i64(rd->num[k], be32(v));
 			a->f[k] = rd->num[k];
 			break;
 		case 1184:
 			if (len != 8)
 				return TSR_INTERNAL;
 			rd->row.at_us = be64(v) + PG_EPOCH_US;
-			fmt_i64(rd->num[k], rd->row.at_us);
+			json_write_i64(rd->num[k], rd->row.at_us);
 			a->f[k] = rd->num[k];
 			break;
 		case 2950:
