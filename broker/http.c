@@ -5,9 +5,11 @@
  * external polling (epoll) without a listening socket, driven by the
  * thread of an upstream engine (upstream_client.h) whose hook it is: a
  * gateway request, its upstream transfer and its reply stay on one thread
- * and one epoll set. An acceptor thread accepts connections and hands each
- * to the worker with the fewest (MHD_add_connection on that worker's
- * thread), so a few long-lived client connections still use every worker.
+ * and one epoll set. Every worker watches the one listening socket
+ * (EPOLLEXCLUSIVE: one idle worker is woken per connection); the worker
+ * that accepts keeps the connection unless another has fewer, to which it
+ * hands it (MHD_add_connection on that worker's thread), so a few
+ * long-lived client connections still use every worker.
  * The admin-only listener, if any, is one daemon with MHD's own thread pool
  * (it forwards nothing).
  * A request's struct http_req is created on the first callback, fills its
@@ -26,8 +28,6 @@
 #include <string.h>
 #include <strings.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,9 +45,13 @@
 struct worker {
 	struct MHD_Daemon *d;
 	struct uclient *en;
+	struct listener *l;
+	int idx;
 	atomic_int conns;   /* open connections (MHD's connection notifications) */
-	atomic_int pending; /* handed over by the acceptor, not yet added */
+	atomic_int pending; /* handed over by another worker, not yet added */
 	atomic_bool closed;
+	bool listening;     /* worker's thread: it may accept (until stop_accepting) */
+	int64_t relisten_ns; /* worker's thread: accepting paused after an error until then; 0 none */
 };
 
 struct listener {
@@ -55,9 +59,8 @@ struct listener {
 	struct MHD_Daemon *d; /* the admin listener: MHD's own threads */
 	struct worker *w;     /* the main listener's workers */
 	int n_w;
-	int lfd, stop_fd;     /* the main listener's socket, and the acceptor's stop signal */
-	pthread_t acceptor;
-	bool accepting;
+	int lfd;              /* the main listener's socket, watched by every worker */
+	atomic_bool closing;  /* stop_accepting has shut lfd down (it is closed after the workers) */
 	bool admin;
 	char addr[128];
 };
@@ -642,18 +645,38 @@ static tsr_rc parse_listen(const char *addr, struct sockaddr_storage *ss)
 
 /* ---------- workers: hooks run on the worker's engine thread ---------- */
 
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static int64_t worker_timeout(void *arg)
 {
 	struct worker *w = arg;
 	MHD_UNSIGNED_LONG_LONG ms;
-	if (!w->d || MHD_get_timeout(w->d, &ms) != MHD_YES)
-		return -1;
-	return ms > 3600000u ? 3600000 : (int64_t)ms;
+	int64_t t = -1;
+	if (w->d && MHD_get_timeout(w->d, &ms) == MHD_YES)
+		t = ms > 3600000u ? 3600000 : (int64_t)ms;
+	if (w->relisten_ns) {
+		int64_t left = (w->relisten_ns - mono_ns() + 999999) / 1000000;
+		if (left < 0)
+			left = 0;
+		if (t < 0 || left < t)
+			t = left;
+	}
+	return t;
 }
 
 static void worker_run(void *arg)
 {
 	struct worker *w = arg;
+	if (w->relisten_ns && mono_ns() >= w->relisten_ns) {
+		w->relisten_ns = 0;
+		if (w->listening)
+			uclient_accepting(w->en, true);
+	}
 	if (w->d)
 		MHD_run(w->d);
 }
@@ -670,16 +693,33 @@ static void worker_close(void *arg)
 	atomic_store(&w->closed, true);
 }
 
-/* worker_close on w's own thread, waiting at most ~5 s; false when it did not run there. */
-static bool worker_close_on_thread(struct worker *w)
+/* Start accepting (on w's thread). */
+static void worker_listen(void *arg)
 {
-	if (uclient_call(w->en, worker_close, w) != TSR_OK)
+	struct worker *w = arg;
+	if (w->listening)
+		uclient_accepting(w->en, true);
+}
+
+/* Stop accepting (on w's thread). */
+static void worker_unlisten(void *arg)
+{
+	struct worker *w = arg;
+	w->listening = false;
+	w->relisten_ns = 0;
+	uclient_accepting(w->en, false);
+}
+
+/* fn(w) on w's own thread, which sets *flag; waits at most ~5 s; false when it did not run there. */
+static bool on_worker_thread(struct worker *w, void (*fn)(void *), atomic_bool *flag)
+{
+	if (uclient_call(w->en, fn, w) != TSR_OK)
 		return false;
-	for (int i = 0; i < 5000 && !atomic_load(&w->closed); i++)
+	for (int i = 0; i < 5000 && !atomic_load(flag); i++)
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000L }, NULL);
-	if (!atomic_load(&w->closed))
+	if (!atomic_load(flag))
 		log_warn("http_worker_stuck", "waited=5s");
-	return atomic_load(&w->closed);
+	return atomic_load(flag);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
@@ -696,70 +736,76 @@ struct handoff {
 	struct sockaddr_storage addr;
 };
 
-/* A connection the acceptor handed over, added on its worker's thread. */
+/* Add a connection to w's daemon (w's thread). */
+static void add_conn(struct worker *w, int fd, const struct sockaddr_storage *addr, socklen_t len)
+{
+	if (!w->d || MHD_add_connection(w->d, fd, (const struct sockaddr *)addr, len) != MHD_YES) {
+		if (!w->d)
+			close(fd); /* MHD_add_connection closes it itself */
+		log_warn("http_connection_refused", "reason=\"%s\"", w->d ? "worker refused it" : "stopping");
+	}
+}
+
+/* A connection another worker handed over, added on its worker's thread. */
 static void adopt(void *arg)
 {
 	struct handoff *h = arg;
-	if (!h->w->d || MHD_add_connection(h->w->d, h->fd, (const struct sockaddr *)&h->addr, h->len) != MHD_YES) {
-		if (!h->w->d)
-			close(h->fd); /* MHD_add_connection closes it itself */
-		log_warn("http_connection_refused", "reason=\"%s\"", h->w->d ? "worker refused it" : "stopping");
-	}
+	add_conn(h->w, h->fd, &h->addr, h->len);
 	atomic_fetch_sub(&h->w->pending, 1);
 	free(h);
 }
 
-static void *acceptor(void *arg)
+/*
+ * The listening socket is readable (w's thread): accept what is waiting.
+ * Each connection goes to the worker with the fewest, this one on a tie.
+ */
+static void worker_accept(void *arg)
 {
-	pthread_setname_np(pthread_self(), "http-accept");
-	struct listener *l = arg;
-	struct pollfd p[2] = { { .fd = l->lfd, .events = POLLIN }, { .fd = l->stop_fd, .events = POLLIN } };
-	int next = 0;
-	for (;;) {
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("http_accept_failed", "error=\"%s\"", strerror(errno));
-			break;
+	struct worker *w = arg;
+	struct listener *l = w->l;
+	for (int n = 0; n < 64 && w->listening; n++) {
+		struct sockaddr_storage addr;
+		socklen_t len = sizeof(addr);
+		int fd = accept4(l->lfd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			int e = errno;
+			if (atomic_load(&l->closing)) {
+				worker_unlisten(w);
+			} else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED) {
+				/* EMFILE and such: the socket stays readable, so pause for 10 ms rather than spin */
+				log_warn("http_accept_failed", "error=\"%s\"", strerror(e));
+				uclient_accepting(w->en, false);
+				w->relisten_ns = mono_ns() + 10000000LL;
+			}
+			return;
 		}
-		if (p[1].revents)
-			break;
-		for (;;) {
-			struct handoff *h = calloc(1, sizeof(*h));
-			if (!h)
-				break;
-			h->len = sizeof(h->addr);
-			h->fd = accept4(l->lfd, (struct sockaddr *)&h->addr, &h->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-			if (h->fd < 0) {
-				int e = errno;
-				free(h);
-				if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED) {
-					log_warn("http_accept_failed", "error=\"%s\"", strerror(e));
-					nanosleep(&(struct timespec){ .tv_nsec = 10000000L }, NULL); /* EMFILE and such */
-				}
-				break;
+		struct worker *best = w;
+		int best_load = atomic_load(&w->conns) + atomic_load(&w->pending);
+		for (int k = 1; k < l->n_w; k++) {
+			struct worker *o = &l->w[(w->idx + k) % l->n_w];
+			int load = atomic_load(&o->conns) + atomic_load(&o->pending);
+			if (load < best_load) {
+				best = o;
+				best_load = load;
 			}
-			/* the worker with the fewest connections; ties in turn */
-			int best = -1, best_load = 0;
-			for (int k = 0; k < l->n_w; k++) {
-				int i = (next + k) % l->n_w;
-				int load = atomic_load(&l->w[i].conns) + atomic_load(&l->w[i].pending);
-				if (best < 0 || load < best_load) {
-					best = i;
-					best_load = load;
-				}
-			}
-			next = (best + 1) % l->n_w;
-			h->w = &l->w[best];
-			atomic_fetch_add(&h->w->pending, 1);
-			if (uclient_call(h->w->en, adopt, h) != TSR_OK) {
-				atomic_fetch_sub(&h->w->pending, 1);
-				close(h->fd);
-				free(h);
-			}
+		}
+		if (best == w) {
+			add_conn(w, fd, &addr, len);
+			continue;
+		}
+		struct handoff *h = malloc(sizeof(*h));
+		if (!h) {
+			add_conn(w, fd, &addr, len);
+			continue;
+		}
+		*h = (struct handoff){ .w = best, .fd = fd, .len = len, .addr = addr };
+		atomic_fetch_add(&best->pending, 1);
+		if (uclient_call(best->en, adopt, h) != TSR_OK) {
+			atomic_fetch_sub(&best->pending, 1);
+			free(h);
+			add_conn(w, fd, &addr, len);
 		}
 	}
-	return NULL;
 }
 
 static int listen_socket(const struct sockaddr_storage *ss)
@@ -796,6 +842,9 @@ static tsr_rc start_workers(struct http_server *s, struct listener *l, const str
 		flags |= MHD_USE_IPv6;
 	for (int i = 0; i < n; i++) {
 		struct worker *w = &l->w[i];
+		w->l = l;
+		w->idx = i;
+		w->listening = true;
 		w->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
 					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 					MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
@@ -810,32 +859,34 @@ static tsr_rc start_workers(struct http_server *s, struct listener *l, const str
 		if (!ei)
 			return TSR_INTERNAL;
 		struct uclient_hook hook = { .fd = ei->epoll_fd, .timeout_ms = worker_timeout, .run = worker_run,
-					     .arg = w, .name = "http-worker" };
+					     .arg = w, .name = "http-worker", .accept_fd = l->lfd,
+					     .accept = worker_accept };
 		if (uclient_start(&w->en, &hook) != TSR_OK)
 			return TSR_INTERNAL;
 	}
-	l->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (l->stop_fd < 0 || pthread_create(&l->acceptor, NULL, acceptor, l) != 0)
-		return TSR_INTERNAL;
-	l->accepting = true;
+	/* every worker runs: start accepting */
+	for (int i = 0; i < n; i++)
+		if (uclient_call(l->w[i].en, worker_listen, &l->w[i]) != TSR_OK)
+			return TSR_INTERNAL;
 	return TSR_OK;
 }
 
-/* Stop accepting: the acceptor ends and the listening socket closes. */
+/*
+ * Stop accepting. Shutting the listening socket down refuses new
+ * connections at once (and those not yet accepted), even while a worker is
+ * busy; its descriptor stays valid, so a worker that still calls accept4()
+ * on it gets an error rather than another socket. Each worker then stops
+ * watching it on its own thread; it is closed once the workers have stopped.
+ */
 static void stop_accepting(struct listener *l)
 {
-	if (l->accepting) {
-		uint64_t one = 1;
-		if (write(l->stop_fd, &one, sizeof(one)) != sizeof(one))
-			log_error("http_stop_signal_failed", "error=\"%s\"", strerror(errno));
-		pthread_join(l->acceptor, NULL);
-		l->accepting = false;
-	}
-	if (l->lfd >= 0)
-		close(l->lfd);
-	if (l->stop_fd >= 0)
-		close(l->stop_fd);
-	l->lfd = l->stop_fd = -1;
+	if (l->lfd < 0 || atomic_exchange(&l->closing, true))
+		return;
+	if (shutdown(l->lfd, SHUT_RD) != 0)
+		log_warn("http_listen_shutdown_failed", "error=\"%s\"", strerror(errno));
+	for (int k = 0; k < l->n_w; k++)
+		if (l->w[k].en && uclient_call(l->w[k].en, worker_unlisten, &l->w[k]) != TSR_OK)
+			log_debug("http_worker_gone", "worker=%d", k);
 }
 
 static tsr_rc start_listener(struct http_server *s, struct listener *l, const char *addr, bool admin)
@@ -892,7 +943,7 @@ tsr_rc http_start(struct broker *b, struct http_server **out)
 	for (int i = 0; (rt = route_at(i)) != NULL; i++)
 		metrics_set_route_name(i, rt->path);
 	for (int i = 0; i < 2; i++)
-		s->l[i].lfd = s->l[i].stop_fd = -1;
+		s->l[i].lfd = -1;
 	s->n = 1; /* http_stop() cleans up what a failed start left */
 	tsr_rc rc = start_listener(s, &s->l[0], b->cfg->server.listen, false);
 	if (rc == TSR_OK && b->cfg->server.admin_listen) {
@@ -976,11 +1027,14 @@ void http_stop(struct http_server *s, int timeout_s)
 		struct listener *l = &s->l[i];
 		for (int k = 0; k < l->n_w; k++) {
 			struct worker *w = &l->w[k];
-			if (w->en && !worker_close_on_thread(w))
+			if (w->en && !on_worker_thread(w, worker_close, &w->closed))
 				uclient_stop(w->en); /* its thread is gone: nothing else touches w->d now */
 			worker_close(w);
 			uclient_free(w->en);
 		}
+		if (l->lfd >= 0)
+			close(l->lfd); /* no worker runs now */
+		l->lfd = -1;
 		free(l->w);
 		if (l->d)
 			MHD_stop_daemon(l->d);

@@ -32,6 +32,7 @@
 #define TAG_FD (1ULL << 63)
 #define TAG_WAKE (1ULL << 62)
 #define TAG_HOOK (1ULL << 61)
+#define TAG_ACCEPT (1ULL << 60)
 enum cmd_kind { CMD_ADD, CMD_CANCEL, CMD_UNPAUSE, CMD_CALL };
 
 struct cmd {
@@ -55,6 +56,7 @@ struct uclient {
 	struct ujob *jobs;   /* in the multi handle (engine thread) */
 	struct uclient_hook hook;
 	bool has_hook;
+	bool accepting;   /* hook.accept_fd is in the epoll set */
 	atomic_bool kick; /* run the hook on the next turn */
 };
 
@@ -214,6 +216,20 @@ static void run_queue(struct uclient *en, bool stopping)
 	}
 }
 
+/*
+ * Run the hook, again at once while it says it has more to do (an MHD
+ * connection that sent its headers sends its body on the next pass), a
+ * few times at most: fewer turns of the loop, each an epoll_wait.
+ */
+static void hook_run(struct uclient *en)
+{
+	for (int i = 0; i < 4 && en->has_hook; i++) {
+		en->hook.run(en->hook.arg);
+		if (!en->has_hook || en->hook.timeout_ms(en->hook.arg) != 0)
+			break;
+	}
+}
+
 static void *run(void *arg)
 {
 	struct uclient *en = arg;
@@ -266,7 +282,7 @@ static void *run(void *arg)
 			if (!job->finished && job->hangup)
 				job->hangup(job);
 		}
-		bool woken = false, hook_ready = false;
+		bool woken = false, hook_ready = false, acceptable = false;
 		for (int i = 0; i < n; i++) {
 			uint64_t tag = evs[i].data.u64;
 			if (!(tag & TAG_FD))
@@ -279,10 +295,23 @@ static void *run(void *arg)
 				hook_ready = true;
 				continue;
 			}
+			if (tag & TAG_ACCEPT) {
+				acceptable = true;
+				continue;
+			}
 			int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
 				    ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
 				    ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
 			curl_multi_socket_action(en->multi, (curl_socket_t)(tag & 0xffffffffu), flags, &running);
+		}
+		/*
+		 * What the transfers just relayed goes to the clients before
+		 * finished transfers are accounted for (their audit records), so a
+		 * stream's first bytes do not wait for that.
+		 */
+		if (en->has_hook && atomic_exchange(&en->kick, false)) {
+			hook_run(en);
+			hook_ready = false;
 		}
 		drain_done(en);
 		if (woken) {
@@ -290,9 +319,13 @@ static void *run(void *arg)
 			if (read(en->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 				log_warn("uclient_wake_read_failed", "error=\"%s\"", strerror(errno));
 		}
+		if (acceptable && en->has_hook && en->accepting) {
+			en->hook.accept(en->hook.arg);
+			hook_ready = true; /* what the new connections sent is read in this turn */
+		}
 		kicked = atomic_exchange(&en->kick, false);
 		if (en->has_hook && (hook_ready || kicked || (hook_at >= 0 && uclient_now_ns() >= hook_at)))
-			en->hook.run(en->hook.arg);
+			hook_run(en);
 		run_queue(en, false);
 		t_now = uclient_now_ns();
 		for (struct ujob *j = en->jobs, *next; j; j = next) {
@@ -389,10 +422,22 @@ void uclient_stop(struct uclient *en)
 
 void uclient_hook_clear(struct uclient *en)
 {
+	uclient_accepting(en, false);
 	if (en->has_hook) {
 		epoll_ctl(en->epfd, EPOLL_CTL_DEL, en->hook.fd, NULL);
 		en->has_hook = false;
 	}
+}
+
+void uclient_accepting(struct uclient *en, bool on)
+{
+	if (!en->has_hook || en->hook.accept_fd < 0 || !en->hook.accept || en->accepting == on)
+		return;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_FD | TAG_ACCEPT };
+	if (on)
+		en->accepting = epoll_ctl(en->epfd, EPOLL_CTL_ADD, en->hook.accept_fd, &ev) == 0;
+	else if (epoll_ctl(en->epfd, EPOLL_CTL_DEL, en->hook.accept_fd, NULL) == 0 || errno == ENOENT)
+		en->accepting = false;
 }
 
 void uclient_free(struct uclient *en)

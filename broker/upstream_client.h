@@ -59,13 +59,18 @@ struct ujob {
  * A second source of events for the engine's thread: run(arg) is called
  * when fd is readable or timeout_ms(arg) (-1: none) has passed, always on
  * the engine's thread. The HTTP server's MHD daemon in external polling.
+ * Optionally a listening socket shared by several engines: accept(arg) is
+ * called when it is readable (watched with EPOLLEXCLUSIVE, so one engine
+ * of those idle is woken per connection), before run(arg) in that turn.
  */
 struct uclient_hook {
 	int fd;
 	int64_t (*timeout_ms)(void *arg);
 	void (*run)(void *arg);
 	void *arg;
-	const char *name; /* the thread's name */
+	const char *name;   /* the thread's name */
+	int accept_fd;      /* -1: none; watched once uclient_accepting(en, true) has run */
+	void (*accept)(void *arg);
 };
 
 /* Start an engine; hook may be NULL (a thread of transfers only). */
@@ -80,6 +85,11 @@ void uclient_stop(struct uclient *en);
 void uclient_free(struct uclient *en);
 /* Stop calling the hook (engine thread only). */
 void uclient_hook_clear(struct uclient *en);
+/*
+ * Watch the hook's accept_fd, or stop watching it (engine thread only;
+ * idempotent). Once no engine watches it, the socket may be closed.
+ */
+void uclient_accepting(struct uclient *en, bool on);
 /* Call fn(arg) on the engine's thread (any thread). TSR_UNAVAILABLE once the engine has stopped. */
 tsr_rc uclient_call(struct uclient *en, void (*fn)(void *arg), void *arg) TSR_WUR;
 /* Run the hook on the engine's next turn (any thread). */
