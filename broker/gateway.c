@@ -290,10 +290,8 @@ static tsr_rc h_forward(struct http_req *r)
 		return refuse(r, 403, &f, "%s", mwhy);
 	}
 
-	char classes[256];
-	rc = policy_repo_classes(gw->policy, r->who.repo_ids, r->who.n_repos, classes, sizeof(classes));
-	if (rc != TSR_OK)
-		return gw_error(r, d, 503, "repository classification unavailable: database unreachable");
+	/* the token's repositories' classifications, as fresh as the token check itself (no query here) */
+	const char *classes = r->who.classes;
 
 	/* an upstream of this dialect serving the model that policy lets this repository reach */
 	struct upstream *up = NULL;
@@ -481,9 +479,7 @@ static tsr_rc h_forward(struct http_req *r)
 static tsr_rc h_models(struct http_req *r)
 {
 	struct gateway *gw = r->b->gateway;
-	char classes[256];
-	if (policy_repo_classes(gw->policy, r->who.repo_ids, r->who.n_repos, classes, sizeof(classes)) != TSR_OK)
-		return gw_error(r, DIALECT_OPENAI, 503, "repository classification unavailable: database unreachable");
+	const char *classes = r->who.classes;
 	json_t *data = json_array();
 	for (int i = 0; i < gw->ups->n; i++) {
 		struct upstream *u = &gw->ups->v[i];

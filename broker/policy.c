@@ -13,8 +13,6 @@
 #include "../db/policy.h"
 #include "../lib/log.h"
 
-#define CLASS_TTL_NS (5LL * 1000000000LL)
-#define CLASS_SLOTS 4096
 #define GROUP_TTL_NS (5LL * 1000000000LL)
 #define GROUP_SLOTS 4096
 #define RATE_MAX_USERS 100000
@@ -38,12 +36,6 @@ struct action_entry {
 	int group;        /* enum scan_group when rule < 0 */
 	char cls[64];     /* "" = any repository */
 	enum scan_action act;
-};
-
-struct class_slot {
-	int64_t repo_id;
-	int64_t fetched_ns;
-	char classes[256];
 };
 
 struct group_slot {
@@ -76,8 +68,6 @@ struct policy {
 	int n_rules;
 	struct action_entry *acts;
 	int n_acts;
-	pthread_mutex_t class_mu;
-	struct class_slot *slots;
 	struct model_access *models;
 	pthread_mutex_t group_mu;
 	struct group_slot *groups;
@@ -140,14 +130,12 @@ tsr_rc policy_new(struct broker *b, const struct scanner *s, struct policy **out
 		return TSR_INTERNAL;
 	p->b = b;
 	p->s = s;
-	pthread_mutex_init(&p->class_mu, NULL);
 	pthread_mutex_init(&p->rate_mu, NULL);
 	pthread_mutex_init(&p->group_mu, NULL);
-	p->slots = calloc(CLASS_SLOTS, sizeof(*p->slots));
 	p->groups = calloc(GROUP_SLOTS, sizeof(*p->groups));
 	p->rules = calloc(cfg->policy.classified_upstreams.n + 1, sizeof(*p->rules));
 	p->acts = calloc(cfg->policy.scanner_action.n + 1, sizeof(*p->acts));
-	if (!p->slots || !p->groups || !p->rules || !p->acts) {
+	if (!p->groups || !p->rules || !p->acts) {
 		policy_free(p);
 		return TSR_INTERNAL;
 	}
@@ -247,76 +235,14 @@ void policy_free(struct policy *p)
 		}
 	free(p->rules);
 	free(p->acts);
-	free(p->slots);
 	free(p->groups);
 	model_access_free(p->models);
 	pthread_mutex_destroy(&p->group_mu);
-	pthread_mutex_destroy(&p->class_mu);
 	pthread_mutex_destroy(&p->rate_mu);
 	free(p);
 }
 
 /* ---------- classifications ---------- */
-
-static tsr_rc one_repo(struct policy *p, int64_t repo_id, char *out, size_t n)
-{
-	struct class_slot *sl = &p->slots[(uint64_t)repo_id % CLASS_SLOTS];
-	int64_t t = now_ns();
-	pthread_mutex_lock(&p->class_mu);
-	if (sl->repo_id == repo_id && t - sl->fetched_ns < CLASS_TTL_NS) {
-		snprintf(out, n, "%s", sl->classes);
-		pthread_mutex_unlock(&p->class_mu);
-		return TSR_OK;
-	}
-	pthread_mutex_unlock(&p->class_mu);
-	struct db_conn *c;
-	tsr_rc rc = db_acquire(p->b->pool, 1000, &c);
-	if (rc != TSR_OK)
-		return rc;
-	char classes[256];
-	rc = db_repo_classifications(c, repo_id, classes, sizeof(classes));
-	db_release(p->b->pool, c);
-	if (rc == TSR_NOT_FOUND) {
-		classes[0] = '\0';
-		rc = TSR_OK;
-	}
-	if (rc != TSR_OK)
-		return rc;
-	pthread_mutex_lock(&p->class_mu);
-	sl->repo_id = repo_id;
-	sl->fetched_ns = t;
-	snprintf(sl->classes, sizeof(sl->classes), "%s", classes);
-	pthread_mutex_unlock(&p->class_mu);
-	snprintf(out, n, "%s", classes);
-	return TSR_OK;
-}
-
-tsr_rc policy_repo_classes(struct policy *p, const int64_t *repo_ids, int n, char *out, size_t outlen)
-{
-	out[0] = '\0';
-	size_t used = 0;
-	for (int i = 0; i < n; i++) {
-		char one[256];
-		tsr_rc rc = one_repo(p, repo_ids[i], one, sizeof(one));
-		if (rc != TSR_OK)
-			return rc;
-		const char *c = one;
-		while (*c) {
-			size_t len = strcspn(c, ",");
-			char tok[64];
-			snprintf(tok, sizeof(tok), "%.*s", (int)len, c);
-			if (*tok && !has_class(out, tok)) {
-				int w = snprintf(out + used, outlen - used, "%s%s", used ? "," : "", tok);
-				if (w > 0 && (size_t)w < outlen - used)
-					used += (size_t)w;
-			}
-			c += len;
-			if (*c == ',')
-				c++;
-		}
-	}
-	return TSR_OK;
-}
 
 tsr_rc policy_upstream_ok(const struct policy *p, const char *classes, const struct upstream *u, char *why,
 			  size_t whylen)

@@ -32,8 +32,10 @@
  *                         back to a local token bucket of rate_limit (the
  *                         limit then holds per replica; retried after 5 s);
  *   daily_token_budget    tokens per user per UTC day (usage_counters, all replicas).
- * Repository classifications and users' membership of the groups
- * model_access names are read from Postgres and cached for 5 s.
+ * A request's repository classifications come with its token check
+ * (struct principal, as fresh as the token cache: a classification change
+ * is notified like a permission change). Users' membership of the groups
+ * model_access names is read from Postgres and cached for 5 s.
  * Thread-safe: compiled rules are immutable; the caches and the rate state
  * have their own mutexes (leaf locks, never held across a Postgres call).
  */
@@ -53,9 +55,6 @@ struct policy;
 /* Compile the rules of b->cfg for scanner s. Errors (unknown rule, bad action) go to err. Caller frees with policy_free(). */
 tsr_rc policy_new(struct broker *b, const struct scanner *s, struct policy **out, char *err, size_t errlen) TSR_WUR;
 void policy_free(struct policy *p);
-
-/* Comma-separated classifications of the repositories in repo_ids (union). TSR_UNAVAILABLE without Postgres. */
-tsr_rc policy_repo_classes(struct policy *p, const int64_t *repo_ids, int n, char *out, size_t outlen) TSR_WUR;
 
 /* May data of a repository with classes reach u? TSR_DENIED with why naming the rule otherwise. */
 tsr_rc policy_upstream_ok(const struct policy *p, const char *classes, const struct upstream *u, char *why,

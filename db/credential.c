@@ -30,7 +30,10 @@ static const struct db_stmt S_LOOKUP = { "cred_lookup", 1,
 	"                     JOIN repositories r ON r.id = cr.repo_id "
 	"                     LEFT JOIN repo_permissions p ON p.repo_id = cr.repo_id AND p.user_id = c.user_id "
 	"                    WHERE cr.credential_id = c.id AND (p.user_id IS NULL OR r.removed_at IS NOT NULL)), "
-	"       coalesce(c.session_id, 0) "
+	"       coalesce(c.session_id, 0), "
+	"       coalesce((SELECT string_agg(array_to_string(r.classifications, ','), ',' ORDER BY r.id) "
+	"                   FROM credential_repos cr JOIN repositories r ON r.id = cr.repo_id "
+	"                  WHERE cr.credential_id = c.id AND cardinality(r.classifications) > 0), '') "
 	"  FROM credentials c JOIN users u ON u.id = c.user_id "
 	" WHERE c.token_hash = decode($1, 'hex')" };
 static const struct db_stmt S_TOUCH = { "cred_touch", 1,
@@ -75,6 +78,30 @@ static void copy(char *dst, size_t n, const char *src)
 	snprintf(dst, n, "%s", src);
 }
 
+/* The comma-separated list src into dst without repeats, in order (what does not fit is left out). */
+static void copy_union(char *dst, size_t n, const char *src)
+{
+	size_t used = 0;
+	dst[0] = '\0';
+	while (*src) {
+		size_t len = strcspn(src, ",");
+		bool seen = len == 0;
+		for (const char *q = dst; !seen && *q;) {
+			size_t l = strcspn(q, ",");
+			seen = l == len && strncmp(q, src, len) == 0;
+			q += l + (q[l] == ',');
+		}
+		if (!seen && used + (used > 0) + len < n) {
+			if (used)
+				dst[used++] = ',';
+			memcpy(dst + used, src, len);
+			used += len;
+			dst[used] = '\0';
+		}
+		src += len + (src[len] == ',');
+	}
+}
+
 tsr_rc db_credential_lookup(struct db_conn *c, const uint8_t hash[32], struct principal *out)
 {
 	char hex[65];
@@ -115,6 +142,7 @@ tsr_rc db_credential_lookup(struct db_conn *c, const uint8_t hash[32], struct pr
 	}
 	out->perm_ok = strcmp(PQgetvalue(r, 0, 12), "t") == 0;
 	out->session_id = strtoll(PQgetvalue(r, 0, 13), NULL, 10);
+	copy_union(out->classes, sizeof(out->classes), PQgetvalue(r, 0, 14));
 	PQclear(r);
 
 	char uid[24];

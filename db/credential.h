@@ -34,6 +34,7 @@ struct principal {
 	int64_t repo_ids[PRINCIPAL_MAX_REPOS];
 	char repos[PRINCIPAL_MAX_REPOS][128];   /* OWNER/NAME */
 	char models[512];                       /* comma-separated, "" = any the policy allows */
+	char classes[256];                      /* classifications of those repositories: comma-separated union */
 };
 
 /* The repository a token is asked for, as checked at mint time. */

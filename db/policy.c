@@ -16,8 +16,6 @@
 
 #include "policy.h"
 
-static const struct db_stmt S_CLASSES = { "policy_repo_classes", 1,
-	"SELECT array_to_string(classifications, ',') FROM repositories WHERE id = $1" };
 static const struct db_stmt S_USAGE_ROW = { "policy_usage_row", 1,
 	"INSERT INTO usage_counters (user_id, day) VALUES ($1, (now() AT TIME ZONE 'UTC')::date) "
 	"ON CONFLICT DO NOTHING" };
@@ -58,24 +56,6 @@ static const struct db_stmt S_GROUP_MASK = { "policy_user_group_mask", 2,
 	"SELECT DISTINCT n.i FROM unnest($2::text[]) WITH ORDINALITY AS n(name, i) "
 	"  JOIN groups g ON lower(g.name) = lower(n.name) AND g.source IN ('ldap', 'scim', 'local') "
 	"  JOIN closure c ON c.id = g.id" };
-
-tsr_rc db_repo_classifications(struct db_conn *c, int64_t repo_id, char *out, size_t n)
-{
-	char id[24];
-	snprintf(id, sizeof(id), "%" PRId64, repo_id);
-	const char *p[] = { id };
-	tsr_rc rc;
-	PGresult *r = db_exec(c, &S_CLASSES, 1, p, &rc);
-	if (!r)
-		return rc;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		return TSR_NOT_FOUND;
-	}
-	snprintf(out, n, "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return TSR_OK;
-}
 
 tsr_rc db_usage_reserve(struct db_conn *c, int64_t user_id, int64_t tokens, int64_t limit, bool *granted,
 			int64_t *spent)

@@ -1,6 +1,6 @@
 /*
  * policy.h — what the gateway's policy reads from and writes to Postgres:
- * repository classifications and the per-user daily usage counters
+ * the per-user daily usage counters
  * (usage_counters of migrations/0001: reserve before forwarding, settle from
  * the upstream's usage, atomically, so replicas cannot overspend together),
  * the per-minute request-rate leases (rate_windows of migrations/0009) and
@@ -12,9 +12,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "db.h"
-
-/* Comma-separated classifications of repository repo_id ("" for none); TSR_NOT_FOUND if no such repo. */
-tsr_rc db_repo_classifications(struct db_conn *c, int64_t repo_id, char *out, size_t n) TSR_WUR;
 
 /*
  * Reserve `tokens` of user_id's budget for today (UTC) and count one request,

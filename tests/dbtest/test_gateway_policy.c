@@ -2,8 +2,11 @@
  * Tests of db/policy.c's gateway statements against a real PostgreSQL
  * (TEST_PG_URL, migrated): rate-window leases racing on many connections
  * never hand out more than the limit, a spent window grants nothing and
- * says when it ends, and a user's membership of model_access groups follows
- * nested groups (cycles tolerated, GitHub teams not counted).
+ * says when it ends, a user's membership of model_access groups follows
+ * nested groups (cycles tolerated, GitHub teams not counted), and a token's
+ * check carries its repositories' classifications (the gateway's policy
+ * reads them there, with no query of its own) and a reclassification by the
+ * GitHub sync is notified, so token caches drop what they hold.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,8 +19,10 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "db/credential.h"
 #include "db/db.h"
 #include "db/policy.h"
+#include "db/repo_perm.h"
 
 static const char *url;
 
@@ -154,6 +159,100 @@ static void group_mask_follows_nested_groups_and_tolerates_cycles(void **state)
 	PQfinish(a);
 }
 
+static void token_check_carries_the_union_of_its_repositories_classifications(void **state)
+{
+	(void)state;
+	PGconn *a = PQconnectdb(url);
+	assert_int_equal(PQstatus(a), CONNECTION_OK);
+	const char *uid = q1(a, "INSERT INTO users (user_name) VALUES ('classy') RETURNING id");
+	const char *p[] = { uid };
+	/* three repositories, one unclassified; a token scoped to all three, one scoped to the plain one */
+	const char *cred = qp(a,
+			      "WITH r AS (INSERT INTO repositories (owner, name, classifications) VALUES "
+			      "  ('acme', 'ehr', '{phi,pci}'), ('acme', 'plain', '{}'), ('acme', 'cards', '{pci,internal}') "
+			      "  RETURNING id, name), "
+			      "c AS (INSERT INTO credentials (kind, token_hash, user_id, auth_method, expires_at) "
+			      "  VALUES ('access', sha256('classy-token'), $1, 'local', now() + interval '1 hour') RETURNING id), "
+			      "d AS (INSERT INTO credentials (kind, token_hash, user_id, auth_method, expires_at) "
+			      "  VALUES ('access', sha256('plain-token'), $1, 'local', now() + interval '1 hour') RETURNING id), "
+			      "x AS (INSERT INTO credential_repos (credential_id, repo_id) "
+			      "  SELECT c.id, r.id FROM c, r UNION ALL SELECT d.id, r.id FROM d, r WHERE r.name = 'plain') "
+			      "SELECT id FROM c",
+			      1, p);
+	assert_true(*cred);
+	struct db_pool *pool;
+	assert_int_equal(db_pool_new(url, 1, 5, &pool), TSR_OK);
+	struct db_conn *c;
+	assert_int_equal(db_acquire(pool, 2000, &c), TSR_OK);
+	uint8_t h[32];
+	const char *hex = q1(a, "SELECT encode(sha256('classy-token'), 'hex')");
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(sscanf(hex + 2 * i, "%2hhx", &h[i]), 1);
+	struct principal who;
+	assert_int_equal(db_credential_lookup(c, h, &who), TSR_OK);
+	assert_int_equal(who.n_repos, 3);
+	assert_string_equal(who.classes, "phi,pci,internal"); /* repository order, each once */
+	hex = q1(a, "SELECT encode(sha256('plain-token'), 'hex')");
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(sscanf(hex + 2 * i, "%2hhx", &h[i]), 1);
+	assert_int_equal(db_credential_lookup(c, h, &who), TSR_OK);
+	assert_int_equal(who.n_repos, 1);
+	assert_string_equal(who.classes, "");
+	/* a reclassification is seen by the next check */
+	q1(a, "UPDATE repositories SET classifications = '{pci}' WHERE name = 'plain'");
+	assert_int_equal(db_credential_lookup(c, h, &who), TSR_OK);
+	assert_string_equal(who.classes, "pci");
+	db_release(pool, c);
+	db_pool_free(pool);
+	PQfinish(a);
+}
+
+/* The payloads of the notifications a has received on its channels so far, comma-separated. */
+static void notes(PGconn *a, char *out, size_t n)
+{
+	out[0] = '\0';
+	PQconsumeInput(a);
+	PGnotify *m;
+	while ((m = PQnotifies(a)) != NULL) {
+		size_t used = strlen(out);
+		snprintf(out + used, n - used, "%s%s", used ? "," : "", m->extra);
+		PQfreemem(m);
+	}
+}
+
+static void a_reclassification_by_the_sync_is_notified(void **state)
+{
+	(void)state;
+	PGconn *a = PQconnectdb(url);
+	assert_int_equal(PQstatus(a), CONNECTION_OK);
+	const char *id = q1(a, "INSERT INTO repositories (host, owner, name, external_id, visibility) "
+			       "VALUES ('github', 'acme', 'notified', 424242, 'private') RETURNING id");
+	char want[40], got[256];
+	snprintf(want, sizeof(want), "repo:%s", id);
+	q1(a, "LISTEN tessera_perm");
+	struct db_pool *pool;
+	assert_int_equal(db_pool_new(url, 1, 5, &pool), TSR_OK);
+	struct db_conn *c;
+	assert_int_equal(db_acquire(pool, 2000, &c), TSR_OK);
+	const char *phi[] = { "phi" }, *topics[] = { "phi-data" };
+	bool changed = false;
+	assert_int_equal(db_rp_update_repo(c, 424242, "acme", "notified", "private", false, topics, 1, phi, 1, &changed),
+			 TSR_OK);
+	assert_true(changed);
+	q1(a, "SELECT 1"); /* a round trip: the notification (sent at the sync's commit) has arrived */
+	notes(a, got, sizeof(got));
+	assert_string_equal(got, want);
+	/* the same classifications again: nothing to notify */
+	assert_int_equal(db_rp_update_repo(c, 424242, "acme", "notified", "private", false, topics, 1, phi, 1, &changed),
+			 TSR_OK);
+	q1(a, "SELECT 1");
+	notes(a, got, sizeof(got));
+	assert_string_equal(got, "");
+	db_release(pool, c);
+	db_pool_free(pool);
+	PQfinish(a);
+}
+
 int main(void)
 {
 	url = getenv("TEST_PG_URL");
@@ -164,6 +263,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(racing_leases_never_pass_the_limit),
 		cmocka_unit_test(group_mask_follows_nested_groups_and_tolerates_cycles),
+		cmocka_unit_test(token_check_carries_the_union_of_its_repositories_classifications),
+		cmocka_unit_test(a_reclassification_by_the_sync_is_notified),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,27 @@ out=$(post /openai/v1/chat/completions "$GW_TOKEN_PHI" '{"model":"llama-3","mess
 like "$out" ' 200$' "phi_repository_token_reaches_the_on_prem_upstream"
 is "$(curl -s "$GW_FAKE/__received" | jq -r '.[-1].headers.authorization // "none"')" none \
 	"a_keyless_upstream_gets_no_credential_at_all"
+# A reclassification reaches live tokens with its notification (what the GitHub
+# sync sends when a repository's classifications change), not after a cache
+# expiry: the classifications come with the token check.
+reclassify() { # reclassify CLASSES-ARRAY: acme/api, then the sync's notification
+	pg_psql "UPDATE repositories SET classifications = '$1' WHERE owner = 'acme' AND name = 'api';
+SELECT pg_notify('tessera_perm', 'repo:' || id) FROM repositories WHERE owner = 'acme' AND name = 'api'" >/dev/null
+}
+until_code() { # until_code CODE: post with GW_TOKEN until it answers CODE (at most 2 s); the last answer
+	local out t
+	for ((t = 0; t < 20; t++)); do
+		out=$(post /openai/v1/chat/completions "$GW_TOKEN" "$chat")
+		[[ $out == *" $1" ]] && break
+		sleep 0.1
+	done
+	echo "$out"
+}
+like "$(post /openai/v1/chat/completions "$GW_TOKEN" "$chat")" ' 200$' "unclassified_repository_token_reaches_the_non_baa_upstream"
+reclassify '{phi}'
+like "$(until_code 403)" 'policy classified_upstreams.* 403$' "a_repository_reclassified_phi_is_refused_within_2s_of_the_notification"
+reclassify '{}'
+like "$(until_code 200)" ' 200$' "and_allowed_again_once_unclassified"
 
 # ---- authentication and scope -----------------------------------------------------
 out=$(curl -s -w ' %{http_code}' -d "$chat" "$GW_URL/openai/v1/chat/completions")
