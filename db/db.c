@@ -46,8 +46,16 @@ tsr_rc db_connect(const char *conninfo, int connect_timeout_s, PGconn **out)
 {
 	char tmo[16];
 	snprintf(tmo, sizeof(tmo), "%d", connect_timeout_s > 0 ? connect_timeout_s : 5);
-	const char *kw[] = { "dbname", "connect_timeout", "application_name", NULL };
-	const char *val[] = { conninfo, tmo, "tesserad", NULL };
+	/*
+	 * A dead peer must not hold a thread for the kernel's 15-minute
+	 * retransmission timeout: unacknowledged data fails the connection
+	 * after 10 s (tcp_user_timeout), an idle pooled one is probed after
+	 * 30 s (keepalives). They come before dbname, so the URL may override
+	 * them; connect_timeout comes after it: [database] connect_timeout wins.
+	 */
+	const char *kw[] = { "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+			     "dbname", "connect_timeout", "application_name", NULL };
+	const char *val[] = { "1", "30", "10", "3", "10000", conninfo, tmo, "tesserad", NULL };
 	/* expand_dbname=1: conninfo may be a URI or key=value string */
 	PGconn *c = PQconnectdbParams(kw, val, 1);
 	if (!c)

@@ -51,6 +51,37 @@ static int64_t make_user(PGconn *c, const char *name)
 	return strtoll(q1(c, "INSERT INTO users (user_name) VALUES ($1) RETURNING id", 1, p), NULL, 10);
 }
 
+/* The value of keyword kw in effect on c ("" when unset). */
+static const char *option(PGconn *c, const char *kw)
+{
+	static char out[64];
+	out[0] = '\0';
+	PQconninfoOption *o = PQconninfo(c);
+	for (PQconninfoOption *i = o; i && i->keyword; i++)
+		if (strcmp(i->keyword, kw) == 0 && i->val)
+			snprintf(out, sizeof(out), "%s", i->val);
+	PQconninfoFree(o);
+	return out;
+}
+
+static void connections_give_up_on_a_dead_peer_and_the_url_may_say_otherwise(void **state)
+{
+	(void)state;
+	PGconn *c;
+	assert_int_equal(db_connect(url, 5, &c), TSR_OK);
+	assert_string_equal(option(c, "keepalives"), "1");
+	assert_string_equal(option(c, "keepalives_idle"), "30");
+	assert_string_equal(option(c, "tcp_user_timeout"), "10000");
+	assert_string_equal(option(c, "connect_timeout"), "5");
+	PQfinish(c);
+	char u[1024];
+	snprintf(u, sizeof(u), "%s%ctcp_user_timeout=2500&connect_timeout=60", url, strchr(url, '?') ? '&' : '?');
+	assert_int_equal(db_connect(u, 7, &c), TSR_OK);
+	assert_string_equal(option(c, "tcp_user_timeout"), "2500"); /* the URL's own choice */
+	assert_string_equal(option(c, "connect_timeout"), "7");      /* [database] connect_timeout wins */
+	PQfinish(c);
+}
+
 static void make_credential(PGconn *c, int64_t uid, const char *kind)
 {
 	uint8_t raw[32], h[32];
@@ -318,6 +349,7 @@ int main(void)
 		return 2;
 	}
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(connections_give_up_on_a_dead_peer_and_the_url_may_say_otherwise),
 		cmocka_unit_test(pool_heals_after_backend_is_killed),
 		cmocka_unit_test(notify_reconnects_and_reports_missed_notifications),
 		cmocka_unit_test(audit_chain_round_trips_through_postgres),
