@@ -117,6 +117,9 @@ tsr_rc metrics_render(struct broker *b, struct buf *out)
 		P("tessera_token_cache_lookups_total{result=\"hit\"} %llu\n", (unsigned long long)tokencache_hits(b->tokens));
 		P("tessera_token_cache_lookups_total{result=\"miss\"} %llu\n",
 		  (unsigned long long)tokencache_misses(b->tokens));
+		P("# HELP tessera_token_cache_refreshes_total Cached credentials re-read in the background before going stale.\n");
+		P("# TYPE tessera_token_cache_refreshes_total counter\n");
+		P("tessera_token_cache_refreshes_total %llu\n", (unsigned long long)tokencache_refreshes(b->tokens));
 		P("# HELP tessera_notify_backend_pid Backend pid of the LISTEN connection (0: disconnected).\n");
 		P("# TYPE tessera_notify_backend_pid gauge\n");
 		P("tessera_notify_backend_pid %d\n", tokencache_listener_pid(b->tokens));

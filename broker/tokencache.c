@@ -4,7 +4,16 @@
  * A chained hash table keyed by the token hash. Entries are heap copies of
  * struct principal plus timing; the table holds at most MAX_ENTRIES and is
  * cleared when full (cheap, rare, and always safe: a miss only costs a
- * lookup). Lock: tc->mu guards the table, the epoch and the counters.
+ * lookup). Lock: tc->mu guards the table, the epoch, the counters and the
+ * touch queue.
+ *
+ * The check runs on HTTP workers, event loops that must not wait on
+ * PostgreSQL, so a thread of the cache's own ("token-refresh") does what
+ * can be done ahead: it re-reads an entry in use before it goes stale
+ * (REFRESH_AHEAD_NS before FRESH_NS; an entry no longer valid is dropped,
+ * so the next request gets the exact answer), and records last use
+ * (db_credential_touch, best effort). A request waits on PostgreSQL only
+ * for a token not seen in the last FRESH_NS, or while notifications are down.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -25,6 +34,9 @@
 #define FRESH_NS (30LL * 1000000000LL)      /* re-read after 30 s at the latest */
 #define FRESH_DOWN_NS (1LL * 1000000000LL)  /* 1 s while notifications may be missed */
 #define TOUCH_NS (60LL * 1000000000LL)
+#define REFRESH_AHEAD_NS (10LL * 1000000000LL) /* re-read in the background from 20 s of age */
+#define REFRESH_MAX 256                          /* entries re-read per pass (1 s) */
+#define TOUCH_QUEUE 256
 
 struct entry {
 	struct entry *next;
@@ -32,17 +44,25 @@ struct entry {
 	struct principal p;
 	int64_t fetched_ns;
 	int64_t touched_ns;
+	int64_t used_ns;
 };
 
 struct tokencache {
 	struct broker *b;
 	pthread_mutex_t mu;
+	pthread_cond_t cv; /* with mu: the refresher's work (touches) or stop */
 	struct entry *buckets[NBUCKETS];
 	int n;
 	uint64_t epoch;
-	uint64_t hits, misses;
+	uint64_t hits, misses, refreshes;
 	struct notify *nt;
+	pthread_t thread;
+	bool started, stop;
+	int64_t touch_q[TOUCH_QUEUE];
+	int n_touch;
 };
+
+static void *refresher(void *arg);
 
 static int64_t now_ns(void)
 {
@@ -164,13 +184,18 @@ tsr_rc tokencache_start(struct broker *b, struct tokencache **out)
 		return TSR_INTERNAL;
 	tc->b = b;
 	pthread_mutex_init(&tc->mu, NULL);
+	pthread_cond_init(&tc->cv, NULL);
 	const char *chans[] = { NOTIFY_REVOKE_CHANNEL, NOTIFY_PERM_CHANNEL };
 	struct notify_ops ops = { on_notify, on_reset, tc };
 	if (notify_start(b->conninfo, chans, 2, &ops, &tc->nt) != TSR_OK) {
+		pthread_cond_destroy(&tc->cv);
 		pthread_mutex_destroy(&tc->mu);
 		free(tc);
 		return TSR_INTERNAL;
 	}
+	tc->started = pthread_create(&tc->thread, NULL, refresher, tc) == 0;
+	if (!tc->started)
+		log_warn("token_refresh_not_started", "effect=\"tokens in use are re-read on the request path\"");
 	*out = tc;
 	return TSR_OK;
 }
@@ -179,39 +204,101 @@ void tokencache_stop(struct tokencache *tc)
 {
 	if (!tc)
 		return;
+	if (tc->started) {
+		pthread_mutex_lock(&tc->mu);
+		tc->stop = true;
+		pthread_cond_signal(&tc->cv);
+		pthread_mutex_unlock(&tc->mu);
+		pthread_join(tc->thread, NULL);
+	}
 	notify_stop(tc->nt);
 	pthread_mutex_lock(&tc->mu);
 	evict_where(tc, match_all, 0);
 	pthread_mutex_unlock(&tc->mu);
+	pthread_cond_destroy(&tc->cv);
 	pthread_mutex_destroy(&tc->mu);
 	free(tc);
+}
+
+/* Read the credential from PostgreSQL; *good: valid to cache. Touches last use once when touch. */
+static tsr_rc fetch(struct tokencache *tc, const uint8_t hash[32], struct principal *out, bool touch, bool *good)
+{
+	struct db_conn *c;
+	*good = false;
+	tsr_rc rc = db_acquire(tc->b->pool, 2000, &c);
+	if (rc != TSR_OK)
+		return rc;
+	rc = db_credential_lookup(c, hash, out);
+	*good = rc == TSR_OK && !out->revoked && !out->expired && out->active && out->perm_ok;
+	if (*good && touch) {
+		tsr_rc ignored = db_credential_touch(c, out->cred_id);
+		(void)ignored;
+	}
+	db_release(tc->b->pool, c);
+	return rc;
+}
+
+/* Remove the entry of hash, if any; mu held. */
+static void unlink_hash(struct tokencache *tc, const uint8_t hash[32])
+{
+	struct entry **pp = &tc->buckets[bucket_of(hash)];
+	while (*pp) {
+		if (!CRYPTO_memcmp((*pp)->hash, hash, 32)) {
+			struct entry *old = *pp;
+			*pp = old->next;
+			free_entry(old);
+			tc->n--;
+			return;
+		}
+		pp = &(*pp)->next;
+	}
+}
+
+/* Cache p as read at t, unless an invalidation arrived since epoch (then the copy may predate it). */
+static void store(struct tokencache *tc, const uint8_t hash[32], const struct principal *p, int64_t t, int64_t used,
+		  uint64_t epoch)
+{
+	struct entry *e = calloc(1, sizeof(*e));
+	if (!e)
+		return; /* caching is an optimisation */
+	memcpy(e->hash, hash, 32);
+	e->p = *p;
+	e->fetched_ns = e->touched_ns = t;
+	e->used_ns = used;
+	pthread_mutex_lock(&tc->mu);
+	if (tc->epoch != epoch) {
+		pthread_mutex_unlock(&tc->mu);
+		free_entry(e);
+		return;
+	}
+	if (tc->n >= MAX_ENTRIES)
+		evict_where(tc, match_all, 0);
+	unlink_hash(tc, hash); /* a stale copy */
+	unsigned bk = bucket_of(hash);
+	e->next = tc->buckets[bk];
+	tc->buckets[bk] = e;
+	tc->n++;
+	pthread_mutex_unlock(&tc->mu);
 }
 
 tsr_rc tokencache_check(struct tokencache *tc, const uint8_t hash[32], struct principal *out)
 {
 	int64_t t = now_ns();
 	int64_t fresh = notify_connected(tc->nt) ? FRESH_NS : FRESH_DOWN_NS;
-	bool touch = false;
 	unsigned bk = bucket_of(hash);
 	pthread_mutex_lock(&tc->mu);
 	for (struct entry *e = tc->buckets[bk]; e; e = e->next) {
 		if (!CRYPTO_memcmp(e->hash, hash, 32) && t - e->fetched_ns < fresh) {
 			*out = e->p;
-			if (t - e->touched_ns > TOUCH_NS) {
+			e->used_ns = t;
+			if (t - e->touched_ns > TOUCH_NS && tc->n_touch < TOUCH_QUEUE) {
 				e->touched_ns = t;
-				touch = true;
+				tc->touch_q[tc->n_touch++] = e->p.cred_id; /* recorded by the refresher */
+				pthread_cond_signal(&tc->cv);
 			}
 			tc->hits++;
 			pthread_mutex_unlock(&tc->mu);
 			out->expired = out->expires_unix && out->expires_unix <= (int64_t)time(NULL);
-			if (touch) {
-				struct db_conn *c;
-				if (db_acquire(tc->b->pool, 1000, &c) == TSR_OK) {
-					tsr_rc ignored = db_credential_touch(c, out->cred_id);
-					(void)ignored; /* last_used_at is best effort */
-					db_release(tc->b->pool, c);
-				}
-			}
 			return TSR_OK;
 		}
 	}
@@ -219,52 +306,91 @@ tsr_rc tokencache_check(struct tokencache *tc, const uint8_t hash[32], struct pr
 	tc->misses++;
 	pthread_mutex_unlock(&tc->mu);
 
-	struct db_conn *c;
-	tsr_rc rc = db_acquire(tc->b->pool, 2000, &c);
-	if (rc != TSR_OK)
-		return rc;
-	rc = db_credential_lookup(c, hash, out);
-	bool good = rc == TSR_OK && !out->revoked && !out->expired && out->active && out->perm_ok;
-	if (good) {
-		tsr_rc ignored = db_credential_touch(c, out->cred_id);
-		(void)ignored;
-	}
-	db_release(tc->b->pool, c);
+	bool good;
+	tsr_rc rc = fetch(tc, hash, out, true, &good);
 	if (!good)
 		return rc; /* refusals are not cached: they are rare and must stay exact */
-
-	struct entry *e = calloc(1, sizeof(*e));
-	if (!e)
-		return TSR_OK; /* caching is an optimisation */
-	memcpy(e->hash, hash, 32);
-	e->p = *out;
-	e->fetched_ns = e->touched_ns = t;
-	pthread_mutex_lock(&tc->mu);
-	if (tc->epoch != epoch) {
-		/* an invalidation arrived while we read: our copy may predate it */
-		pthread_mutex_unlock(&tc->mu);
-		free_entry(e);
-		return TSR_OK;
-	}
-	if (tc->n >= MAX_ENTRIES)
-		evict_where(tc, match_all, 0);
-	/* replace a stale copy if present */
-	struct entry **pp = &tc->buckets[bk];
-	while (*pp) {
-		if (!CRYPTO_memcmp((*pp)->hash, hash, 32)) {
-			struct entry *old = *pp;
-			*pp = old->next;
-			free_entry(old);
-			tc->n--;
-			break;
-		}
-		pp = &(*pp)->next;
-	}
-	e->next = tc->buckets[bk];
-	tc->buckets[bk] = e;
-	tc->n++;
-	pthread_mutex_unlock(&tc->mu);
+	store(tc, hash, out, t, t, epoch);
 	return TSR_OK;
+}
+
+/*
+ * The refresher: once a second (or when a touch is queued), record queued
+ * last uses and re-read the entries in use that are about to go stale.
+ */
+static void *refresher(void *arg)
+{
+	struct tokencache *tc = arg;
+	pthread_setname_np(pthread_self(), "token-refresh");
+	struct cand {
+		uint8_t hash[32];
+		int64_t used;
+	} *cand = calloc(REFRESH_MAX, sizeof(*cand));
+	int64_t touch[TOUCH_QUEUE];
+	pthread_mutex_lock(&tc->mu);
+	while (!tc->stop) {
+		if (tc->n_touch == 0) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			pthread_cond_timedwait(&tc->cv, &tc->mu, &until);
+			if (tc->stop)
+				break;
+		}
+		int nt = tc->n_touch;
+		memcpy(touch, tc->touch_q, (size_t)nt * sizeof(touch[0]));
+		tc->n_touch = 0;
+		int nc = 0;
+		int64_t t = now_ns();
+		bool ahead = cand && notify_connected(tc->nt); /* while notifications are down, entries last 1 s anyway */
+		for (int i = 0; ahead && i < NBUCKETS && nc < REFRESH_MAX; i++)
+			for (struct entry *e = tc->buckets[i]; e && nc < REFRESH_MAX; e = e->next)
+				if (t - e->fetched_ns > FRESH_NS - REFRESH_AHEAD_NS && t - e->used_ns < FRESH_NS) {
+					memcpy(cand[nc].hash, e->hash, 32);
+					cand[nc++].used = e->used_ns;
+				}
+		uint64_t epoch = tc->epoch;
+		pthread_mutex_unlock(&tc->mu);
+
+		if (nt > 0) {
+			struct db_conn *c;
+			if (db_acquire(tc->b->pool, 2000, &c) == TSR_OK) {
+				for (int i = 0; i < nt; i++) {
+					tsr_rc ignored = db_credential_touch(c, touch[i]);
+					(void)ignored; /* last_used_at is best effort */
+				}
+				db_release(tc->b->pool, c);
+			}
+		}
+		for (int i = 0; i < nc; i++) {
+			struct principal p;
+			bool good;
+			int64_t at = now_ns();
+			tsr_rc rc = fetch(tc, cand[i].hash, &p, false, &good);
+			if (good) {
+				store(tc, cand[i].hash, &p, at, cand[i].used, epoch);
+			} else if (rc != TSR_UNAVAILABLE) {
+				/* revoked, expired, gone: the next request gets the exact answer from PostgreSQL */
+				pthread_mutex_lock(&tc->mu);
+				unlink_hash(tc, cand[i].hash);
+				pthread_mutex_unlock(&tc->mu);
+			}
+			OPENSSL_cleanse(&p, sizeof(p));
+			pthread_mutex_lock(&tc->mu);
+			if (good)
+				tc->refreshes++;
+			bool stop = tc->stop;
+			pthread_mutex_unlock(&tc->mu);
+			if (stop)
+				break;
+		}
+		if (cand)
+			OPENSSL_cleanse(cand, (size_t)REFRESH_MAX * sizeof(*cand));
+		pthread_mutex_lock(&tc->mu);
+	}
+	pthread_mutex_unlock(&tc->mu);
+	free(cand);
+	return NULL;
 }
 
 int tokencache_size(struct tokencache *tc)
@@ -284,6 +410,14 @@ uint64_t tokencache_hits(struct tokencache *tc)
 {
 	pthread_mutex_lock(&tc->mu);
 	uint64_t v = tc->hits;
+	pthread_mutex_unlock(&tc->mu);
+	return v;
+}
+
+uint64_t tokencache_refreshes(struct tokencache *tc)
+{
+	pthread_mutex_lock(&tc->mu);
+	uint64_t v = tc->refreshes;
 	pthread_mutex_unlock(&tc->mu);
 	return v;
 }

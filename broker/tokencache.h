@@ -6,8 +6,9 @@
  * are cached; a cached entry is dropped when a notification says it may have
  * changed (tessera_revoke: a credential id or user:<id>; tessera_perm:
  * user:<u>:repo:<r>, repo:<r>, all), and never trusted for long anyway:
- * entries are re-read after 30 s, and after 1 s while the notification
- * connection is down (it flushes everything when the connection drops and
+ * entries are re-read after 30 s (those in use, by a background thread
+ * from 20 s of age, so a request rarely waits on PostgreSQL), and after 1 s
+ * while the notification connection is down (it flushes everything when the connection drops and
  * again when it is back, since notifications in between are lost). A lookup
  * that raced with an invalidation is not cached (epoch check), so a
  * revocation committed on another replica is honoured on the next request.
@@ -49,6 +50,8 @@ void tokencache_evict_cred(struct tokencache *tc, int64_t cred_id);
 int tokencache_size(struct tokencache *tc);
 int tokencache_listener_pid(struct tokencache *tc);
 uint64_t tokencache_hits(struct tokencache *tc);
+/* Entries re-read in the background before they went stale. */
+uint64_t tokencache_refreshes(struct tokencache *tc);
 uint64_t tokencache_misses(struct tokencache *tc);
 
 #endif
