@@ -2,7 +2,8 @@
  * Tests of db/policy.c's gateway statements against a real PostgreSQL
  * (TEST_PG_URL, migrated): rate-window leases racing on many connections
  * never hand out more than the limit, a spent window grants nothing and
- * says when it ends, a user's membership of model_access groups follows
+ * says when it ends, daily token budget reservations racing on many
+ * connections never pass the budget and settle to what was used, a user's membership of model_access groups follows
  * nested groups (cycles tolerated, GitHub teams not counted), and a token's
  * check carries its repositories' classifications (the gateway's policy
  * reads them there, with no query of its own) and a reclassification by the
@@ -79,7 +80,7 @@ static void racing_leases_never_pass_the_limit(void **state)
 	PGconn *a = PQconnectdb(url);
 	assert_int_equal(PQstatus(a), CONNECTION_OK);
 	/* far from a minute's end, so the race stays in one window */
-	int sec = atoi(q1(a, "SELECT extract(second FROM now())::int"));
+	int sec = (int)strtol(q1(a, "SELECT extract(second FROM now())::int"), NULL, 10);
 	if (sec > 50) {
 		struct timespec ts = { 61 - sec, 0 };
 		nanosleep(&ts, NULL);
@@ -122,6 +123,93 @@ static void racing_leases_never_pass_the_limit(void **state)
 	assert_int_equal(db_rate_prune(c), TSR_OK);
 	db_release(pool, c);
 	assert_string_equal(qp(a, used_sql, 1, p), "102");
+	db_pool_free(pool);
+	PQfinish(a);
+}
+
+struct reserver {
+	struct db_pool *pool;
+	int64_t user_id;
+	int granted, refused, failures;
+};
+
+/* Reserve 7 tokens at a time against a budget of 100 until refused. */
+static void *reserve_race(void *arg)
+{
+	struct reserver *x = arg;
+	for (;;) {
+		struct db_conn *c;
+		if (db_acquire(x->pool, 5000, &c) != TSR_OK) {
+			x->failures++;
+			return NULL;
+		}
+		bool g = false;
+		int64_t spent = -1;
+		tsr_rc rc = db_usage_reserve(c, x->user_id, 7, 100, &g, &spent);
+		db_release(x->pool, c);
+		if (rc != TSR_OK || spent < 0 || spent > 100) {
+			x->failures++;
+			return NULL;
+		}
+		if (!g) {
+			x->refused++;
+			return NULL;
+		}
+		x->granted++;
+	}
+}
+
+static void racing_budget_reservations_never_pass_the_budget(void **state)
+{
+	(void)state;
+	PGconn *a = PQconnectdb(url);
+	assert_int_equal(PQstatus(a), CONNECTION_OK);
+	/* not across midnight UTC, where the budget's day changes */
+	int sec = (int)strtol(q1(a, "SELECT (extract(epoch FROM now())::bigint % 86400)::int"), NULL, 10);
+	if (sec > 86390) {
+		struct timespec ts = { 86401 - sec, 0 };
+		nanosleep(&ts, NULL);
+	}
+	int64_t uid = strtoll(q1(a, "INSERT INTO users (user_name) VALUES ('spender') RETURNING id"), NULL, 10);
+	struct db_pool *pool;
+	assert_int_equal(db_pool_new(url, 8, 5, &pool), TSR_OK);
+	struct reserver r[8];
+	pthread_t t[8];
+	for (int i = 0; i < 8; i++) {
+		r[i] = (struct reserver){ pool, uid, 0, 0, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, reserve_race, &r[i]), 0);
+	}
+	int granted = 0;
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(r[i].failures, 0);
+		assert_int_equal(r[i].refused, 1);
+		granted += r[i].granted;
+	}
+	assert_int_equal(granted, 14); /* 14 * 7 = 98 <= 100 < 15 * 7 */
+	char id[24];
+	snprintf(id, sizeof(id), "%lld", (long long)uid);
+	const char *p[] = { id };
+	static const char row[] = "SELECT tokens_reserved || ' ' || tokens_used || ' ' || requests || ' ' || bytes_out "
+				  "FROM usage_counters WHERE user_id = $1";
+	assert_string_equal(qp(a, row, 1, p), "98 0 14 0");
+
+	/* settling: one request used 3 of its 7, another all 7 plus 2 more (an estimate can fall short) */
+	struct db_conn *c;
+	assert_int_equal(db_acquire(pool, 2000, &c), TSR_OK);
+	assert_int_equal(db_usage_settle(c, uid, 7, 3, 100), TSR_OK);
+	assert_int_equal(db_usage_settle(c, uid, 7, 9, 50), TSR_OK);
+	assert_string_equal(qp(a, row, 1, p), "84 12 14 150");
+	/* what was given back can be reserved again: 100 - 84 - 12 = 4 left, so 4 fit and 5 do not */
+	bool g = false;
+	int64_t spent = 0;
+	assert_int_equal(db_usage_reserve(c, uid, 5, 100, &g, &spent), TSR_OK);
+	assert_false(g);
+	assert_int_equal(spent, 96);
+	assert_int_equal(db_usage_reserve(c, uid, 4, 100, &g, &spent), TSR_OK);
+	assert_true(g);
+	assert_int_equal(spent, 100);
+	db_release(pool, c);
 	db_pool_free(pool);
 	PQfinish(a);
 }
@@ -262,6 +350,7 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(racing_leases_never_pass_the_limit),
+		cmocka_unit_test(racing_budget_reservations_never_pass_the_budget),
 		cmocka_unit_test(group_mask_follows_nested_groups_and_tolerates_cycles),
 		cmocka_unit_test(token_check_carries_the_union_of_its_repositories_classifications),
 		cmocka_unit_test(a_reclassification_by_the_sync_is_notified),
