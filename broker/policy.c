@@ -61,6 +61,12 @@ struct rate_entry {
 	int64_t last_ns;
 };
 
+/* A settlement waiting for the settler thread. */
+struct settle {
+	struct settle *next;
+	int64_t user_id, reserved, used, bytes_out;
+};
+
 struct policy {
 	struct broker *b;
 	const struct scanner *s;
@@ -76,7 +82,15 @@ struct policy {
 	int n_rate;
 	int64_t rate_db_down_until_ns; /* rate_mu */
 	int64_t rate_pruned_ns;        /* rate_mu */
+	/* settlements, applied by the settler thread (off the HTTP workers' event loops) */
+	pthread_mutex_t settle_mu;
+	pthread_cond_t settle_cv;
+	struct settle *sq, *sq_tail;
+	bool settle_stop, settler_started;
+	pthread_t settler;
 };
+
+static void *settler(void *arg);
 
 static int64_t now_ns(void)
 {
@@ -132,6 +146,8 @@ tsr_rc policy_new(struct broker *b, const struct scanner *s, struct policy **out
 	p->s = s;
 	pthread_mutex_init(&p->rate_mu, NULL);
 	pthread_mutex_init(&p->group_mu, NULL);
+	pthread_mutex_init(&p->settle_mu, NULL);
+	pthread_cond_init(&p->settle_cv, NULL);
 	p->groups = calloc(GROUP_SLOTS, sizeof(*p->groups));
 	p->rules = calloc(cfg->policy.classified_upstreams.n + 1, sizeof(*p->rules));
 	p->acts = calloc(cfg->policy.scanner_action.n + 1, sizeof(*p->acts));
@@ -222,6 +238,16 @@ void policy_free(struct policy *p)
 {
 	if (!p)
 		return;
+	if (p->settler_started) {
+		/* every request has released its reservation by now: the settler applies the rest and ends */
+		pthread_mutex_lock(&p->settle_mu);
+		p->settle_stop = true;
+		pthread_cond_signal(&p->settle_cv);
+		pthread_mutex_unlock(&p->settle_mu);
+		pthread_join(p->settler, NULL);
+	}
+	pthread_cond_destroy(&p->settle_cv);
+	pthread_mutex_destroy(&p->settle_mu);
 	for (int i = 0; p->rules && i < p->n_rules; i++) {
 		for (size_t k = 0; k < p->rules[i].names.n; k++)
 			free(p->rules[i].names.v[k]);
@@ -547,17 +573,75 @@ tsr_rc policy_budget_reserve(struct policy *p, int64_t user_id, int64_t est, int
 	return TSR_RATE_LIMITED;
 }
 
+/* Apply the settlements of list (the settler, or the caller when it could not queue); frees them. */
+static void settle_apply(struct policy *p, struct settle *list)
+{
+	struct db_conn *c = NULL;
+	tsr_rc got = list ? db_acquire(p->b->pool, 1000, &c) : TSR_OK;
+	while (list) {
+		struct settle *s = list;
+		list = s->next;
+		tsr_rc rc = got == TSR_OK ? db_usage_settle(c, s->user_id, s->reserved, s->used, s->bytes_out) : got;
+		if (rc != TSR_OK)
+			log_warn("usage_settle_failed", "user_id=%lld reserved=%lld used=%lld", (long long)s->user_id,
+				 (long long)s->reserved, (long long)s->used);
+		free(s);
+	}
+	if (c)
+		db_release(p->b->pool, c);
+}
+
+static void *settler(void *arg)
+{
+	struct policy *p = arg;
+	pthread_setname_np(pthread_self(), "budget-settle");
+	pthread_mutex_lock(&p->settle_mu);
+	for (;;) {
+		while (!p->sq && !p->settle_stop)
+			pthread_cond_wait(&p->settle_cv, &p->settle_mu);
+		struct settle *list = p->sq;
+		p->sq = p->sq_tail = NULL;
+		bool stop = p->settle_stop;
+		pthread_mutex_unlock(&p->settle_mu);
+		settle_apply(p, list); /* in arrival order, on one connection */
+		pthread_mutex_lock(&p->settle_mu);
+		if (stop && !p->sq)
+			break;
+	}
+	pthread_mutex_unlock(&p->settle_mu);
+	return NULL;
+}
+
+/*
+ * Queued for the settler: this runs where a request's last reference drops,
+ * an HTTP worker's event loop or the audit writer, neither of which may wait
+ * on PostgreSQL. Until it is applied the reservation still counts, so a
+ * budget can only look more spent than it is, never less.
+ */
 void policy_budget_settle(struct policy *p, int64_t user_id, int64_t reserved, int64_t used, int64_t bytes_out)
 {
 	if (p->b->cfg->gateway.daily_token_budget <= 0)
 		return;
-	struct db_conn *c;
-	tsr_rc rc = db_acquire(p->b->pool, 1000, &c);
-	if (rc == TSR_OK) {
-		rc = db_usage_settle(c, user_id, reserved, used, bytes_out);
-		db_release(p->b->pool, c);
-	}
-	if (rc != TSR_OK)
+	struct settle *s = calloc(1, sizeof(*s));
+	if (!s) {
 		log_warn("usage_settle_failed", "user_id=%lld reserved=%lld used=%lld", (long long)user_id,
 			 (long long)reserved, (long long)used);
+		return;
+	}
+	*s = (struct settle){ .user_id = user_id, .reserved = reserved, .used = used, .bytes_out = bytes_out };
+	pthread_mutex_lock(&p->settle_mu);
+	if (!p->settler_started && !p->settle_stop)
+		p->settler_started = pthread_create(&p->settler, NULL, settler, p) == 0;
+	if (!p->settler_started) {
+		pthread_mutex_unlock(&p->settle_mu);
+		settle_apply(p, s); /* no thread: here, as before */
+		return;
+	}
+	if (p->sq_tail)
+		p->sq_tail->next = s;
+	else
+		p->sq = s;
+	p->sq_tail = s;
+	pthread_cond_signal(&p->settle_cv);
+	pthread_mutex_unlock(&p->settle_mu);
 }

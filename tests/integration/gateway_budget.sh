@@ -55,4 +55,9 @@ is "$(gw_fake_count)" "$seen" "a_refused_request_is_not_forwarded"
 is "$(pg_psql "SELECT status || ' ' || decision || ' ' || outcome FROM audit_events WHERE action = 'gateway.request'
 	ORDER BY seq DESC LIMIT 1")" "429 deny denied" "the_refusal_is_audited"
 is "$(settled)" "84 0 6" "refusals_reserve_nothing"
+# settlements are applied off the request path; a stop right after an answer still applies them
+pg_psql "UPDATE usage_counters SET tokens_used = 0 WHERE user_id = (SELECT id FROM users WHERE user_name = 'alice')" >/dev/null
+like "$(post)" ' 200$' "a_request_after_the_budget_was_reset_is_served"
+gw_stop_tesserad
+is "$(usage)" "14 0 7" "a_stop_right_after_the_answer_still_settles_it"
 tap_done
