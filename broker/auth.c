@@ -43,12 +43,8 @@ static void audit(struct http_req *r, const char *action, const char *outcome, c
 		ev.target = r->url;
 		ev.credential_id = cred;
 		ev.detail = detail;
-		struct db_conn *c;
-		rc = db_acquire(r->b->pool, 2000, &c);
-		if (rc == TSR_OK) {
-			rc = db_audit_append(c, &ev, 1);
-			db_release(r->b->pool, c);
-		}
+		/* the refusal is answered once its record is durable, without this worker waiting for it */
+		http_audit_before_reply(r, &ev);
 	}
 	if (rc != TSR_OK)
 		log_error("audit_write_failed", "action=%s outcome=%s", action, outcome);

@@ -83,8 +83,7 @@ static tsr_rc refuse(struct http_req *r, int status, const struct refusal *f, co
 		ev.status = status;
 		ev.latency_us = (int64_t)(now.tv_sec - r->start.tv_sec) * 1000000 + (now.tv_nsec - r->start.tv_nsec) / 1000;
 		ev.detail = detail;
-		if (auditlog_append(r->b->audit, &ev) != TSR_OK)
-			log_error("gateway_refusal_unaudited", "route=%s status=%d", r->url, status);
+		http_audit_before_reply(r, &ev); /* the refusal goes once its record is durable; the worker does not wait */
 	}
 	free(detail);
 	gw_metrics_request(gw_route_kind(r->url), status, f->upstream, -1, -1);

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "auditlog.h"
 #include "auth.h"
 #include "metrics.h"
 #include "upstream_client.h"
@@ -257,6 +258,95 @@ static void role_text(unsigned role, char *out, size_t n)
 		used += (size_t)w;
 		count++;
 	}
+}
+
+/*
+ * An audit record a reply waits for. Two references: the audit writer's
+ * completion, and the request's (dropped by its close callback once the
+ * reply was deferred, or at once when the record was durable before).
+ * mu orders the completion's http_resume() with the request's end.
+ */
+struct audit_wait {
+	pthread_mutex_t mu;
+	struct http_req *r;
+	bool done, deferred, closed;
+	int refs;
+	char action[48];
+};
+
+static void audit_wait_unref(struct audit_wait *w)
+{
+	pthread_mutex_lock(&w->mu);
+	bool last = --w->refs == 0;
+	pthread_mutex_unlock(&w->mu);
+	if (last) {
+		pthread_mutex_destroy(&w->mu);
+		free(w);
+	}
+}
+
+/* The writer: the record is durable (or failed: logged, and the reply still goes, as before). */
+static void audit_wait_done(void *arg, tsr_rc rc)
+{
+	struct audit_wait *w = arg;
+	if (rc != TSR_OK)
+		log_error("audit_write_failed", "action=%s", w->action);
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	if (w->deferred && !w->closed)
+		http_resume(w->r);
+	pthread_mutex_unlock(&w->mu);
+	audit_wait_unref(w);
+}
+
+static void audit_wait_close(void *arg, bool completed)
+{
+	struct audit_wait *w = arg;
+	(void)completed;
+	pthread_mutex_lock(&w->mu);
+	w->closed = true;
+	pthread_mutex_unlock(&w->mu);
+	audit_wait_unref(w);
+}
+
+void http_audit_before_reply(struct http_req *r, const struct audit_event *ev)
+{
+	struct audit_wait *w = r->audit_wait ? NULL : calloc(1, sizeof(*w));
+	if (w) {
+		pthread_mutex_init(&w->mu, NULL);
+		w->r = r;
+		w->refs = 2;
+		snprintf(w->action, sizeof(w->action), "%s", ev->action ? ev->action : "-");
+		if (r->b->audit && auditlog_submit(r->b->audit, ev, audit_wait_done, w) == TSR_OK) {
+			r->audit_wait = w;
+			return;
+		}
+		pthread_mutex_destroy(&w->mu);
+		free(w);
+	}
+	/* cannot queue it (or a second one): written here and now, as before */
+	if (!r->b->audit || auditlog_append(r->b->audit, ev) != TSR_OK)
+		log_error("audit_write_failed", "action=%s", ev->action ? ev->action : "-");
+}
+
+/* After the handler replied: hold the reply until its audit record is durable (true: deferred). */
+static bool wait_for_audit(struct http_req *r)
+{
+	struct audit_wait *w = r->audit_wait;
+	r->audit_wait = NULL;
+	if (!w)
+		return false;
+	if (!r->async && http_defer(r, audit_wait_close, w) == TSR_OK) {
+		pthread_mutex_lock(&w->mu);
+		if (w->done)
+			http_resume(r); /* durable already: answer in this turn */
+		else
+			w->deferred = true;
+		pthread_mutex_unlock(&w->mu);
+		return true;
+	}
+	audit_wait_unref(w); /* the handler deferred its reply on its own: it is not held */
+	return false;
 }
 
 static tsr_rc dispatch(struct http_req *r)
@@ -564,8 +654,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return r->async ? async_step(r) : MHD_NO; /* resumed */
 	r->dispatched = true;
 	tsr_rc rc = dispatch(r);
-	if (r->async)
+	if (r->async) {
+		wait_for_audit(r); /* not held: the handler deferred its reply itself */
 		return async_step(r); /* the handler deferred its reply */
+	}
 	if (rc != TSR_OK && r->status == 0) {
 		/* the handler failed before replying */
 		tsr_rc ignored = http_reply_error(r, rc, "%s", rc == TSR_UNAVAILABLE ? "database unavailable"
@@ -574,6 +666,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->status == 0)
 		r->status = 500;
+	if (wait_for_audit(r))
+		return async_step(r); /* the reply, once its audit record is durable */
 	return send_reply(r);
 }
 

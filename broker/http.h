@@ -55,6 +55,7 @@ struct http_req {
 	struct http_server *srv;
 	struct uclient *en; /* the worker's engine (main listener), NULL on MHD's own threads */
 	bool dispatched;
+	struct audit_wait *audit_wait; /* http_audit_before_reply(); private to http.c */
 };
 
 typedef tsr_rc (*route_fn)(struct http_req *r);
@@ -112,6 +113,18 @@ tsr_rc http_reply_json(struct http_req *r, int status, json_t *j) TSR_WUR;
 tsr_rc http_reply_error(struct http_req *r, tsr_rc rc, const char *fmt, ...) TSR_PRINTF(3, 4) TSR_WUR;
 /* Add a response header (ETag, Location, WWW-Authenticate; at most 4). TSR_TOO_LARGE when full or too long. */
 tsr_rc http_reply_header(struct http_req *r, const char *name, const char *value) TSR_WUR;
+
+struct audit_event;
+/*
+ * Queue ev for the audit writer and hold this request's reply until the
+ * record is durable, without this thread waiting: the handler sets its reply
+ * as usual and returns, and the reply goes out once the writer has made the
+ * record durable (the worker's event loop serves others meanwhile). When the
+ * record cannot be queued it is logged (audit_write_failed) and the reply
+ * goes out at once, as it did when written inline. For replies set before the
+ * handler returns; a handler that calls http_defer() audits on its own.
+ */
+void http_audit_before_reply(struct http_req *r, const struct audit_event *ev);
 
 /*
  * Deferred replies, for handlers that wait on another thread (the gateway's
