@@ -25,6 +25,7 @@
 #include "auth.h"
 #include "metrics.h"
 #include "../lib/crypto.h"
+#include "../lib/commalist.h"
 #include "../lib/log.h"
 
 #define RESP_MAX (64u << 20)
@@ -125,19 +126,7 @@ static tsr_rc gw_authn(struct http_req *r, char *why, size_t whylen)
 /* Is model within the token's model scope ("" = any)? */
 static bool model_in_scope(const char *scope, const char *model)
 {
-	if (!*scope)
-		return true;
-	size_t n = strlen(model);
-	const char *p = scope;
-	while (*p) {
-		size_t len = strcspn(p, ",");
-		if (len == n && strncmp(p, model, n) == 0)
-			return true;
-		p += len;
-		if (*p == ',')
-			p++;
-	}
-	return false;
+	return !*scope || commalist_has(scope, model, strlen(model));
 }
 
 /* Tokens to reserve against a daily budget: the output ceiling asked for plus about a token per 4 bytes in. */

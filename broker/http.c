@@ -739,13 +739,6 @@ static tsr_rc parse_listen(const char *addr, struct sockaddr_storage *ss)
 
 /* ---------- workers: hooks run on the worker's engine thread ---------- */
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static int64_t worker_timeout(void *arg)
 {
 	struct worker *w = arg;
@@ -754,7 +747,7 @@ static int64_t worker_timeout(void *arg)
 	if (w->d && MHD_get_timeout(w->d, &ms) == MHD_YES)
 		t = ms > 3600000u ? 3600000 : (int64_t)ms;
 	if (w->relisten_ns) {
-		int64_t left = (w->relisten_ns - mono_ns() + 999999) / 1000000;
+		int64_t left = (w->relisten_ns - uclient_now_ns() + 999999) / 1000000;
 		if (left < 0)
 			left = 0;
 		if (t < 0 || left < t)
@@ -766,7 +759,7 @@ static int64_t worker_timeout(void *arg)
 static void worker_run(void *arg)
 {
 	struct worker *w = arg;
-	if (w->relisten_ns && mono_ns() >= w->relisten_ns) {
+	if (w->relisten_ns && uclient_now_ns() >= w->relisten_ns) {
 		w->relisten_ns = 0;
 		if (w->listening)
 			uclient_accepting(w->en, true);
@@ -804,16 +797,16 @@ static void worker_unlisten(void *arg)
 	uclient_accepting(w->en, false);
 }
 
-/* fn(w) on w's own thread, which sets *flag; waits at most ~5 s; false when it did not run there. */
-static bool on_worker_thread(struct worker *w, void (*fn)(void *), atomic_bool *flag)
+/* worker_close on w's own thread, waiting at most ~5 s; false when it did not run there. */
+static bool worker_close_on_thread(struct worker *w)
 {
-	if (uclient_call(w->en, fn, w) != TSR_OK)
+	if (uclient_call(w->en, worker_close, w) != TSR_OK)
 		return false;
-	for (int i = 0; i < 5000 && !atomic_load(flag); i++)
+	for (int i = 0; i < 5000 && !atomic_load(&w->closed); i++)
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000L }, NULL);
-	if (!atomic_load(flag))
+	if (!atomic_load(&w->closed))
 		log_warn("http_worker_stuck", "waited=5s");
-	return atomic_load(flag);
+	return atomic_load(&w->closed);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
@@ -869,7 +862,7 @@ static void worker_accept(void *arg)
 				/* EMFILE and such: the socket stays readable, so pause for 10 ms rather than spin */
 				log_warn("http_accept_failed", "error=\"%s\"", strerror(e));
 				uclient_accepting(w->en, false);
-				w->relisten_ns = mono_ns() + 10000000LL;
+				w->relisten_ns = uclient_now_ns() + 10000000LL;
 			}
 			return;
 		}
@@ -1121,7 +1114,7 @@ void http_stop(struct http_server *s, int timeout_s)
 		struct listener *l = &s->l[i];
 		for (int k = 0; k < l->n_w; k++) {
 			struct worker *w = &l->w[k];
-			if (w->en && !on_worker_thread(w, worker_close, &w->closed))
+			if (w->en && !worker_close_on_thread(w))
 				uclient_stop(w->en); /* its thread is gone: nothing else touches w->d now */
 			worker_close(w);
 			uclient_free(w->en);

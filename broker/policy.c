@@ -11,6 +11,7 @@
 #include "model_access.h"
 #include "../db/credential.h"
 #include "../db/policy.h"
+#include "../lib/commalist.h"
 #include "../lib/log.h"
 
 #define GROUP_TTL_NS (5LL * 1000000000LL)
@@ -123,17 +124,7 @@ static bool parse_action(const char *s, enum scan_action *out)
 /* Is cls one of the comma-separated classes? */
 static bool has_class(const char *classes, const char *cls)
 {
-	size_t n = strlen(cls);
-	const char *p = classes;
-	while (*p) {
-		size_t len = strcspn(p, ",");
-		if (len == n && strncmp(p, cls, n) == 0)
-			return true;
-		p += len;
-		if (*p == ',')
-			p++;
-	}
-	return false;
+	return commalist_has(classes, cls, strlen(cls));
 }
 
 tsr_rc policy_new(struct broker *b, const struct scanner *s, struct policy **out, char *err, size_t errlen)

@@ -10,6 +10,7 @@
 #include "notify.h"
 #include "offboard.h"
 #include <jansson.h>
+#include "../lib/commalist.h"
 #include "../lib/crypto.h"
 #include "../lib/log.h"
 
@@ -85,13 +86,7 @@ static void copy_union(char *dst, size_t n, const char *src)
 	dst[0] = '\0';
 	while (*src) {
 		size_t len = strcspn(src, ",");
-		bool seen = len == 0;
-		for (const char *q = dst; !seen && *q;) {
-			size_t l = strcspn(q, ",");
-			seen = l == len && strncmp(q, src, len) == 0;
-			q += l + (q[l] == ',');
-		}
-		if (!seen && used + (used > 0) + len < n) {
+		if (len && !commalist_has(dst, src, len) && used + (used > 0) + len < n) {
 			if (used)
 				dst[used++] = ',';
 			memcpy(dst + used, src, len);
