@@ -770,8 +770,8 @@ static tsr_rc h_search(struct http_req *r)
 }
 
 static const struct route routes[] = {
-	{ "GET", "/admin/v1/audit/export", ROLE_ADMIN | ROLE_SECURITY, h_export, NULL },
-	{ "GET", "/admin/v1/audit/verify", ROLE_ADMIN | ROLE_SECURITY, h_verify, NULL },
-	{ "GET", "/admin/v1/audit/search", ROLE_ADMIN | ROLE_SECURITY, h_search, NULL },
+	{ "GET", "/admin/v1/audit/export", ROLE_ADMIN | ROLE_SECURITY, h_export, NULL, NULL },
+	{ "GET", "/admin/v1/audit/verify", ROLE_ADMIN | ROLE_SECURITY, h_verify, NULL, NULL },
+	{ "GET", "/admin/v1/audit/search", ROLE_ADMIN | ROLE_SECURITY, h_search, NULL, NULL },
 };
 ROUTE_TABLE(admin_audit_routes, routes);

@@ -64,6 +64,6 @@ static tsr_rc h_unmatched(struct http_req *r)
 }
 
 static const struct route routes[] = {
-	{ "GET", "/admin/v1/report/access/unmatched", ROLE_ADMIN | ROLE_SECURITY, h_unmatched, NULL },
+	{ "GET", "/admin/v1/report/access/unmatched", ROLE_ADMIN | ROLE_SECURITY, h_unmatched, NULL, NULL },
 };
 ROUTE_TABLE(admin_report_access_routes, routes);

@@ -477,10 +477,10 @@ static tsr_rc h_compliance(struct http_req *r)
 }
 
 static const struct route routes[] = {
-	{ "GET", "/admin/v1/report/access", ROLE_ADMIN | ROLE_SECURITY, h_access, NULL },
-	{ "GET", "/admin/v1/report/usage", ROLE_ADMIN | ROLE_SECURITY, h_usage, NULL },
-	{ "GET", "/admin/v1/report/offboarding", ROLE_ADMIN | ROLE_SECURITY, h_offboarding, NULL },
-	{ "GET", "/admin/v1/report/upstreams", ROLE_ADMIN | ROLE_SECURITY, h_upstreams, NULL },
-	{ "GET", "/admin/v1/report/compliance", ROLE_ADMIN | ROLE_SECURITY, h_compliance, NULL },
+	{ "GET", "/admin/v1/report/access", ROLE_ADMIN | ROLE_SECURITY, h_access, NULL, NULL },
+	{ "GET", "/admin/v1/report/usage", ROLE_ADMIN | ROLE_SECURITY, h_usage, NULL, NULL },
+	{ "GET", "/admin/v1/report/offboarding", ROLE_ADMIN | ROLE_SECURITY, h_offboarding, NULL, NULL },
+	{ "GET", "/admin/v1/report/upstreams", ROLE_ADMIN | ROLE_SECURITY, h_upstreams, NULL, NULL },
+	{ "GET", "/admin/v1/report/compliance", ROLE_ADMIN | ROLE_SECURITY, h_compliance, NULL, NULL },
 };
 ROUTE_TABLE(admin_reports_routes, routes);

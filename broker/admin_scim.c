@@ -112,6 +112,6 @@ out:
 }
 
 static const struct route admin_scim[] = {
-	{ "POST", "/admin/v1/scim/token", ROLE_ADMIN, h_rotate, NULL },
+	{ "POST", "/admin/v1/scim/token", ROLE_ADMIN, h_rotate, NULL, NULL },
 };
 ROUTE_TABLE(admin_scim_routes, admin_scim);

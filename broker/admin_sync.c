@@ -308,9 +308,9 @@ static tsr_rc h_run(struct http_req *r)
 }
 
 static const struct route routes[] = {
-	{ "GET", "/admin/v1/sync/status", ROLE_ADMIN | ROLE_SECURITY, h_status, NULL },
-	{ "GET", "/admin/v1/sync/runs", ROLE_ADMIN | ROLE_SECURITY, h_runs, NULL },
-	{ "GET", "/admin/v1/sync/runs/*", ROLE_ADMIN | ROLE_SECURITY, h_run, NULL },
-	{ "POST", "/admin/v1/sync/*", ROLE_ADMIN | ROLE_SECURITY, h_request, NULL },
+	{ "GET", "/admin/v1/sync/status", ROLE_ADMIN | ROLE_SECURITY, h_status, NULL, NULL },
+	{ "GET", "/admin/v1/sync/runs", ROLE_ADMIN | ROLE_SECURITY, h_runs, NULL, NULL },
+	{ "GET", "/admin/v1/sync/runs/*", ROLE_ADMIN | ROLE_SECURITY, h_run, NULL, NULL },
+	{ "POST", "/admin/v1/sync/*", ROLE_ADMIN | ROLE_SECURITY, h_request, NULL, NULL },
 };
 ROUTE_TABLE(admin_sync_routes, routes);

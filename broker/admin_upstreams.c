@@ -77,7 +77,7 @@ static tsr_rc h_show(struct http_req *r)
 }
 
 static const struct route routes[] = {
-	{ "GET", "/admin/v1/upstreams", ROLE_ADMIN | ROLE_SECURITY, h_list, NULL },
-	{ "GET", "/admin/v1/upstreams/*", ROLE_ADMIN | ROLE_SECURITY, h_show, NULL },
+	{ "GET", "/admin/v1/upstreams", ROLE_ADMIN | ROLE_SECURITY, h_list, NULL, NULL },
+	{ "GET", "/admin/v1/upstreams/*", ROLE_ADMIN | ROLE_SECURITY, h_show, NULL, NULL },
 };
 ROUTE_TABLE(admin_upstreams_routes, routes);

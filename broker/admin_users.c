@@ -229,12 +229,12 @@ static tsr_rc h_token_revoke(struct http_req *r)
 
 #define SEC (ROLE_ADMIN | ROLE_SECURITY)
 static const struct route routes_users[] = {
-	{ "GET", "/admin/v1/users", SEC, h_list, NULL },
-	{ "POST", "/admin/v1/users/*/offboard", SEC, h_offboard, NULL },
-	{ "POST", "/admin/v1/users/*/reinstate", ROLE_ADMIN, h_reinstate, NULL },
-	{ "POST", "/admin/v1/users/*/revoke-tokens", SEC, h_revoke_user, NULL },
-	{ "GET", "/admin/v1/users/*", SEC, h_show, NULL },
-	{ "GET", "/admin/v1/tokens", SEC, h_tokens, NULL },
-	{ "POST", "/admin/v1/tokens/*/revoke", SEC, h_token_revoke, NULL },
+	{ "GET", "/admin/v1/users", SEC, h_list, NULL, NULL },
+	{ "POST", "/admin/v1/users/*/offboard", SEC, h_offboard, NULL, NULL },
+	{ "POST", "/admin/v1/users/*/reinstate", ROLE_ADMIN, h_reinstate, NULL, NULL },
+	{ "POST", "/admin/v1/users/*/revoke-tokens", SEC, h_revoke_user, NULL, NULL },
+	{ "GET", "/admin/v1/users/*", SEC, h_show, NULL, NULL },
+	{ "GET", "/admin/v1/tokens", SEC, h_tokens, NULL, NULL },
+	{ "POST", "/admin/v1/tokens/*/revoke", SEC, h_token_revoke, NULL, NULL },
 };
 ROUTE_TABLE(admin_users_routes, routes_users);

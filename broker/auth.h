@@ -15,6 +15,13 @@
 
 /* Fill r->who from the request's credential. why gets the refusal reason. */
 tsr_rc auth_request(struct http_req *r, char *why, size_t whylen) TSR_WUR;
+/*
+ * Can auth_request() answer r without a query? True for a missing or
+ * malformed credential (refused at once) and for a token fresh in the cache,
+ * which it keeps in r->who (r->who_cached) for auth_request to use; false
+ * when the token must be looked up (for a route's fast check, http.h).
+ */
+bool auth_fast(struct http_req *r);
 /* Audit a role refusal (need: the roles that would have sufficed). */
 void auth_audit_denied(struct http_req *r, const char *need);
 

@@ -433,9 +433,9 @@ static tsr_rc h_logout(struct http_req *r)
 }
 
 static const struct route routes_auth[] = {
-	{ "POST", "/auth/v1/login/ldap", ROLE_PUBLIC, h_login_ldap, NULL },
-	{ "POST", "/auth/v1/login/github", ROLE_PUBLIC, h_login_github, NULL },
-	{ "POST", "/auth/v1/token", ROLE_DEVELOPER, h_token, NULL },
-	{ "POST", "/auth/v1/logout", ROLE_ANY, h_logout, NULL },
+	{ "POST", "/auth/v1/login/ldap", ROLE_PUBLIC, h_login_ldap, NULL, NULL },
+	{ "POST", "/auth/v1/login/github", ROLE_PUBLIC, h_login_github, NULL, NULL },
+	{ "POST", "/auth/v1/token", ROLE_DEVELOPER, h_token, NULL, NULL },
+	{ "POST", "/auth/v1/logout", ROLE_ANY, h_logout, NULL, NULL },
 };
 ROUTE_TABLE(auth_routes, routes_auth);

@@ -121,6 +121,22 @@ static tsr_rc gw_authn(struct http_req *r, char *why, size_t whylen)
 	return TSR_OK;
 }
 
+/*
+ * The fast check (http.h): on the worker unless the token must be looked up
+ * or policy, or an upstream key, needs a query first; then the blocking pool.
+ */
+static bool gw_fast(struct http_req *r)
+{
+	struct gateway *gw = r->b->gateway;
+	if (!gw)
+		return true; /* answered 503 at once */
+	if (!auth_fast(r))
+		return false;
+	if (!r->who_cached)
+		return true; /* no or a malformed credential: refused at once */
+	return policy_fast(gw->policy, r->who.user_id) && upstreams_keys_fresh(gw->ups);
+}
+
 /* ---------- forwarding ---------- */
 
 /* Is model within the token's model scope ("" = any)? */
@@ -244,7 +260,7 @@ static tsr_rc h_forward(struct http_req *r)
 	f.sha256_hex = sha_hex;
 	if (r->too_large || r->body.len > (size_t)cfg->gateway.max_body)
 		return refuse(r, 413, &f, "request body over the limit of %lld bytes", (long long)cfg->gateway.max_body);
-	struct uclient *en = uclient_self(); /* this worker's engine: the transfer runs on this thread */
+	struct uclient *en = r->en; /* the worker's engine: the transfer runs on its thread */
 	if (!en) /* only the main listener's workers drive upstream transfers (http.c) */
 		return refuse(r, 503, &f, "this listener does not forward to upstreams");
 
@@ -506,12 +522,13 @@ static tsr_rc h_models(struct http_req *r)
 }
 
 static const struct route gw_routes[] = {
-	{ "POST", "/openai/v1/chat/completions", ROLE_OWN_LIMIT, h_forward, gw_authn },
-	{ "POST", "/openai/v1/responses", ROLE_OWN_LIMIT, h_forward, gw_authn },
-	{ "POST", "/openai/v1/embeddings", ROLE_OWN_LIMIT, h_forward, gw_authn },
-	{ "GET", "/openai/v1/models", ROLE_OWN_LIMIT, h_models, gw_authn },
-	{ "POST", "/anthropic/v1/messages", ROLE_OWN_LIMIT, h_forward, gw_authn },
-	{ "POST", "/anthropic/v1/messages/count_tokens", ROLE_OWN_LIMIT, h_forward, gw_authn },
+	{ "POST", "/openai/v1/chat/completions", ROLE_OWN_LIMIT, h_forward, gw_authn, gw_fast },
+	{ "POST", "/openai/v1/responses", ROLE_OWN_LIMIT, h_forward, gw_authn, gw_fast },
+	{ "POST", "/openai/v1/embeddings", ROLE_OWN_LIMIT, h_forward, gw_authn, gw_fast },
+	/* its audit record is written before the answer, in place: always the blocking pool */
+	{ "GET", "/openai/v1/models", ROLE_OWN_LIMIT, h_models, gw_authn, NULL },
+	{ "POST", "/anthropic/v1/messages", ROLE_OWN_LIMIT, h_forward, gw_authn, gw_fast },
+	{ "POST", "/anthropic/v1/messages/count_tokens", ROLE_OWN_LIMIT, h_forward, gw_authn, gw_fast },
 };
 ROUTE_TABLE(gateway_routes, gw_routes);
 

@@ -341,7 +341,7 @@ out:
 }
 
 static const struct route hooks[] = {
-	{ "POST", "/hooks/github", ROLE_PUBLIC, h_hook, authn },
+	{ "POST", "/hooks/github", ROLE_PUBLIC, h_hook, authn, NULL },
 };
 ROUTE_TABLE(hooks_github_routes, hooks);
 

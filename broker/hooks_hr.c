@@ -182,6 +182,6 @@ out:
 }
 
 static const struct route routes_hr[] = {
-	{ "POST", "/hooks/hr", ROLE_PUBLIC, h_hr, hr_authn },
+	{ "POST", "/hooks/hr", ROLE_PUBLIC, h_hr, hr_authn, NULL },
 };
 ROUTE_TABLE(hooks_hr_routes, routes_hr);

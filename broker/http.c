@@ -16,6 +16,16 @@
  * bounded body on the following ones, is dispatched on the last, and freed
  * by the completion callback, which also records metrics and the in-flight
  * count that a graceful stop waits on.
+ *
+ * The blocking pool: a worker is an event loop, so a request that may wait
+ * (its route's fast check says so: a query, a lock) is not dispatched there.
+ * The worker defers it (its connection suspended, as for any deferred
+ * reply) and queues it to POOL_THREADS threads that dispatch it (the route's
+ * authentication and handler) and then resume it with its reply, or hand it
+ * on when the handler defers it itself (the gateway: its transfer still runs
+ * on the worker's engine, r->en). `pooled` is true from queueing until the
+ * pool thread is done with r; a completion callback that comes meanwhile
+ * (only a stop's abort can) waits for it, so r is never freed under the pool.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +51,7 @@
 
 #define MAX_BODY (10u << 20)  /* default request body ceiling */
 #define MAX_REPLY (64u << 20) /* ceiling on a generated reply */
+#define POOL_THREADS 4        /* the blocking pool; at most this many requests wait at once */
 
 /* One HTTP worker of the main listener; d is used on en's thread only, once en runs. */
 struct worker {
@@ -73,6 +84,13 @@ struct http_server {
 	atomic_int inflight;
 	pthread_mutex_t async_mu;     /* guards the list of deferred requests; taken before an http_async's mu */
 	struct http_async *async_head;
+	/* the blocking pool: a queue of deferred requests to dispatch */
+	pthread_mutex_t pool_mu;
+	pthread_cond_t pool_cv;
+	struct http_async *pool_head, *pool_tail;
+	bool pool_stop;
+	pthread_t pool[POOL_THREADS];
+	int n_pool;
 };
 
 /*
@@ -88,8 +106,13 @@ enum async_state { A_WAIT, A_READY, A_STREAM, A_STREAMING };
 
 struct http_async {
 	pthread_mutex_t mu;
+	pthread_cond_t cv;       /* signalled when pooled turns false */
 	enum async_state state;
 	bool suspended, wake_pending, abort;
+	bool pooled;             /* queued to or running on the blocking pool */
+	bool handed;             /* on the pool, the handler deferred the reply itself (http_defer) */
+	bool closing;            /* the completion callback has begun: resume no more */
+	struct http_async *pool_next;
 	http_close_fn on_close;
 	void *close_arg;
 	http_stream_read_fn read;
@@ -349,13 +372,27 @@ static bool wait_for_audit(struct http_req *r)
 	return false;
 }
 
+bool http_always_fast(struct http_req *r)
+{
+	(void)r;
+	return true;
+}
+
+/* May r run on its event-loop worker (r->route set)? */
+static bool route_fast(struct http_req *r)
+{
+	if (r->route < 0)
+		return true; /* 404 and 405 wait on nothing */
+	const struct route *rt = route_at(r->route);
+	return rt->fast && rt->fast(r);
+}
+
+/* Authenticate, check the role and run the handler of r->route (set by on_request). */
 static tsr_rc dispatch(struct http_req *r)
 {
-	bool mismatch;
-	int i = find_route(r->method, r->url, &mismatch);
-	r->route = i;
+	int i = r->route;
 	if (i < 0) {
-		if (mismatch) {
+		if (r->method_mismatch) {
 			char msg[300];
 			snprintf(msg, sizeof(msg), "method %s is not allowed on %s", r->method, r->url);
 			return http_reply_json(r, 405, json_pack("{s:{s:i,s:s,s:s}}", "error", "status", 405, "code",
@@ -427,12 +464,24 @@ void http_list_routes(FILE *f)
 
 tsr_rc http_defer(struct http_req *r, http_close_fn on_close, void *arg)
 {
-	if (r->async)
-		return TSR_INTERNAL;
+	if (r->async) {
+		/* on the blocking pool: the connection is deferred already; the caller takes it over */
+		struct http_async *a = r->async;
+		pthread_mutex_lock(&a->mu);
+		bool ok = a->pooled && !a->handed;
+		if (ok) {
+			a->handed = true;
+			a->on_close = on_close;
+			a->close_arg = arg;
+		}
+		pthread_mutex_unlock(&a->mu);
+		return ok ? TSR_OK : TSR_INTERNAL;
+	}
 	struct http_async *a = calloc(1, sizeof(*a));
 	if (!a)
 		return TSR_INTERNAL;
 	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
 	a->state = A_WAIT;
 	a->on_close = on_close;
 	a->close_arg = arg;
@@ -451,6 +500,8 @@ tsr_rc http_defer(struct http_req *r, http_close_fn on_close, void *arg)
 static void wake_locked(struct http_req *r)
 {
 	struct http_async *a = r->async;
+	if (a->closing)
+		return; /* the connection is being completed: nothing to resume */
 	if (a->suspended) {
 		a->suspended = false;
 		MHD_resume_connection(r->conn);
@@ -589,6 +640,107 @@ static enum MHD_Result async_step(struct http_req *r)
 	return MHD_YES;
 }
 
+/* ---------- the blocking pool ---------- */
+
+/*
+ * Dispatch a request queued to the pool (a pool thread), then resume it
+ * with its reply, hold that reply for its audit record (as wait_for_audit),
+ * or leave it to the handler that deferred it. Touches neither r nor its
+ * http_async once `pooled` is cleared.
+ */
+static void pool_run(struct http_req *r)
+{
+	struct http_async *a = r->async;
+	pthread_mutex_lock(&a->mu);
+	bool skip = a->abort || a->closing; /* stopping: the connection is cut, nothing to answer */
+	pthread_mutex_unlock(&a->mu);
+	tsr_rc rc = skip ? TSR_OK : dispatch(r);
+	pthread_mutex_lock(&a->mu);
+	bool handed = a->handed;
+	pthread_mutex_unlock(&a->mu);
+	struct audit_wait *w = r->audit_wait;
+	r->audit_wait = NULL;
+	bool held = false;
+	if (!skip && !handed) {
+		if (rc != TSR_OK && r->status == 0) {
+			tsr_rc ignored = http_reply_error(r, rc, "%s", rc == TSR_UNAVAILABLE ? "database unavailable"
+											     : "internal error");
+			(void)ignored;
+		}
+		if (r->status == 0)
+			r->status = 500;
+		if (w) {
+			/* the reply waits for its record: the writer's completion resumes it (audit_wait_done) */
+			pthread_mutex_lock(&a->mu);
+			a->on_close = audit_wait_close;
+			a->close_arg = w;
+			pthread_mutex_unlock(&a->mu);
+			pthread_mutex_lock(&w->mu);
+			held = w->deferred = !w->done;
+			pthread_mutex_unlock(&w->mu);
+			w = NULL;
+		}
+	}
+	if (w)
+		audit_wait_unref(w); /* not held: the handler deferred its reply itself */
+	pthread_mutex_lock(&a->mu);
+	if (!skip && !handed && !held) {
+		a->state = A_READY;
+		wake_locked(r);
+	}
+	a->pooled = false;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void *pool_main(void *arg)
+{
+	struct http_server *s = arg;
+	pthread_setname_np(pthread_self(), "http-pool");
+	pthread_mutex_lock(&s->pool_mu);
+	for (;;) {
+		while (!s->pool_head && !s->pool_stop)
+			pthread_cond_wait(&s->pool_cv, &s->pool_mu);
+		struct http_async *a = s->pool_head;
+		if (!a)
+			break; /* stopping, and the queue is empty */
+		s->pool_head = a->pool_next;
+		if (!s->pool_head)
+			s->pool_tail = NULL;
+		pthread_mutex_unlock(&s->pool_mu);
+		pool_run(a->r);
+		pthread_mutex_lock(&s->pool_mu);
+	}
+	pthread_mutex_unlock(&s->pool_mu);
+	return NULL;
+}
+
+/* Defer r and queue it to the pool (r's worker); its connection is suspended until the pool answers. */
+static enum MHD_Result pool_queue(struct http_req *r)
+{
+	struct http_server *s = r->srv;
+	if (http_defer(r, NULL, NULL) != TSR_OK)
+		return MHD_NO;
+	struct http_async *a = r->async;
+	pthread_mutex_lock(&a->mu);
+	a->pooled = true;
+	pthread_mutex_unlock(&a->mu);
+	pthread_mutex_lock(&s->pool_mu);
+	bool queued = !s->pool_stop && s->n_pool > 0;
+	if (queued) {
+		if (s->pool_tail)
+			s->pool_tail->pool_next = a;
+		else
+			s->pool_head = a;
+		s->pool_tail = a;
+		pthread_cond_signal(&s->pool_cv);
+	}
+	pthread_mutex_unlock(&s->pool_mu);
+	if (!queued)
+		pool_run(r); /* no pool (cannot happen while workers accept): here, as before it existed */
+	return async_step(r);
+}
+
 /* ---------- MHD callbacks ---------- */
 
 static void client_addr(struct MHD_Connection *c, char *out, size_t n)
@@ -653,6 +805,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (r->dispatched)
 		return r->async ? async_step(r) : MHD_NO; /* resumed */
 	r->dispatched = true;
+	r->route = find_route(r->method, r->url, &r->method_mismatch);
+	if (r->en && !route_fast(r))
+		return pool_queue(r); /* it may wait: not on this event loop */
 	tsr_rc rc = dispatch(r);
 	if (r->async) {
 		wait_for_audit(r); /* not held: the handler deferred its reply itself */
@@ -687,6 +842,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 		  (unsigned long long)us, r->client_addr);
 	struct http_async *a = r->async;
 	if (a) {
+		pthread_mutex_lock(&a->mu);
+		a->closing = true;
+		while (a->pooled) /* a stop cut it while the pool has it: wait until the pool is done with r */
+			pthread_cond_wait(&a->cv, &a->mu);
+		pthread_mutex_unlock(&a->mu);
 		pthread_mutex_lock(&l->srv->async_mu);
 		if (a->prev)
 			a->prev->next = a->next;
@@ -697,6 +857,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 		pthread_mutex_unlock(&l->srv->async_mu);
 		if (a->on_close)
 			a->on_close(a->close_arg, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+		pthread_cond_destroy(&a->cv);
 		pthread_mutex_destroy(&a->mu);
 		free(a);
 	}
@@ -1026,6 +1187,15 @@ tsr_rc http_start(struct broker *b, struct http_server **out)
 		return TSR_INTERNAL;
 	s->b = b;
 	pthread_mutex_init(&s->async_mu, NULL);
+	pthread_mutex_init(&s->pool_mu, NULL);
+	pthread_cond_init(&s->pool_cv, NULL);
+	for (; s->n_pool < POOL_THREADS; s->n_pool++) {
+		if (pthread_create(&s->pool[s->n_pool], NULL, pool_main, s) != 0) {
+			log_error("http_pool_failed", "error=\"cannot start a blocking-pool thread\"");
+			http_stop(s, 0);
+			return TSR_INTERNAL;
+		}
+	}
 	const struct route *rt;
 	for (int i = 0; (rt = route_at(i)) != NULL; i++)
 		metrics_set_route_name(i, rt->path);
@@ -1126,6 +1296,15 @@ void http_stop(struct http_server *s, int timeout_s)
 		if (l->d)
 			MHD_stop_daemon(l->d);
 	}
+	/* 5. the blocking pool: every connection is closed, so nothing is queued or running */
+	pthread_mutex_lock(&s->pool_mu);
+	s->pool_stop = true;
+	pthread_cond_broadcast(&s->pool_cv);
+	pthread_mutex_unlock(&s->pool_mu);
+	for (int i = 0; i < s->n_pool; i++)
+		pthread_join(s->pool[i], NULL);
+	pthread_cond_destroy(&s->pool_cv);
+	pthread_mutex_destroy(&s->pool_mu);
 	pthread_mutex_destroy(&s->async_mu);
 	free(s);
 }

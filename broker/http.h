@@ -1,11 +1,17 @@
 /*
  * http.h — tesserad's HTTP edge on libmicrohttpd: listeners, request
  * bodies (bounded), the route table dispatch with its role check, and
- * JSON replies. Handlers run on MHD's worker threads.
+ * JSON replies. Handlers run on an HTTP worker or on the blocking pool.
  *
  * Authorisation lives in the route table (routes.c): each route declares
  * the role it needs; http.c authenticates and checks it before calling the
  * handler, so handlers never re-implement the check.
+ *
+ * The main listener's workers are event loops (http.c): a request that may
+ * wait (on PostgreSQL, a lock, the disk) is run on the blocking pool
+ * instead, so it never stalls the other connections and streams of its
+ * worker. Which requests may run on the worker itself is the route's fast
+ * check (struct route); handlers need not know where they run.
  */
 #ifndef TSR_HTTP_H
 #define TSR_HTTP_H
@@ -56,11 +62,21 @@ struct http_req {
 	struct uclient *en; /* the worker's engine (main listener), NULL on MHD's own threads */
 	bool dispatched;
 	struct audit_wait *audit_wait; /* http_audit_before_reply(); private to http.c */
+	bool who_cached;  /* r->who came from the token cache before dispatch (auth_fast); auth_request keeps it */
+	bool method_mismatch; /* no route: but the path has one for another method; private to http.c */
 };
 
 typedef tsr_rc (*route_fn)(struct http_req *r);
 /* A route's own authenticator (SCIM bearer, signed webhooks): TSR_OK or a refusal with why. */
 typedef tsr_rc (*authn_fn)(struct http_req *r, char *why, size_t whylen);
+/*
+ * Can this request be answered without waiting on PostgreSQL or the disk
+ * (authentication included)? Asked on an event-loop worker before dispatch;
+ * false runs the request on the blocking pool. A wrong "true" costs only a
+ * wait on the worker, as before the pool existed; it must never be needed
+ * for correctness.
+ */
+typedef bool (*fast_fn)(struct http_req *r);
 
 struct route {
 	const char *method;
@@ -68,7 +84,11 @@ struct route {
 	unsigned role;      /* ROLE_PUBLIC, ROLE_ANY, or role bits any of which suffices */
 	route_fn fn;
 	authn_fn authn;     /* NULL: the user credential check (when role is not public) */
+	fast_fn fast;       /* NULL: may always wait, so runs on the blocking pool (see fast_fn) */
 };
+
+/* A fast check for routes that never wait (health, metrics). */
+bool http_always_fast(struct http_req *r);
 
 /* A module's routes; routes.c lists every module's table in route_tables. */
 struct route_table {
@@ -139,6 +159,8 @@ void http_audit_before_reply(struct http_req *r, const struct audit_event *ev);
  * owner must serialise its own calls on r with on_close (its own mutex) and
  * never touch r afterwards. While the connection is suspended the client's
  * disconnect is not noticed here: http_client_fd() lets the owner watch it.
+ * On the blocking pool the connection is already suspended: http_defer()
+ * then hands it to the caller the same way.
  */
 typedef void (*http_close_fn)(void *arg, bool completed);
 tsr_rc http_defer(struct http_req *r, http_close_fn on_close, void *arg) TSR_WUR;

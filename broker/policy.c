@@ -417,10 +417,15 @@ static tsr_rc local_bucket(struct rate_entry *e, int64_t limit, int64_t t, int *
 	return TSR_RATE_LIMITED;
 }
 
+static unsigned rate_bucket(int64_t user_id)
+{
+	return (unsigned)((uint64_t)user_id * 0x9E3779B97F4A7C15ULL >> 51) % RATE_BUCKETS;
+}
+
 /* user_id's entry, created when missing; NULL when out of memory. rate_mu held. */
 static struct rate_entry *rate_entry(struct policy *p, int64_t user_id)
 {
-	unsigned k = (unsigned)((uint64_t)user_id * 0x9E3779B97F4A7C15ULL >> 51) % RATE_BUCKETS;
+	unsigned k = rate_bucket(user_id);
 	struct rate_entry *e = p->buckets[k];
 	while (e && e->user_id != user_id)
 		e = e->next;
@@ -530,6 +535,34 @@ tsr_rc policy_rate(struct policy *p, int64_t user_id, int *retry_after)
 	}
 	pthread_mutex_unlock(&p->rate_mu);
 	return rc;
+}
+
+bool policy_fast(struct policy *p, int64_t user_id)
+{
+	if (policy_has_budget(p))
+		return false; /* every reservation is a statement */
+	int64_t t = now_ns();
+	size_t n_groups = 0;
+	if (!model_access_empty(p->models) && (model_access_group_names(p->models, &n_groups), n_groups > 0)) {
+		struct group_slot *sl = &p->groups[(uint64_t)user_id % GROUP_SLOTS];
+		pthread_mutex_lock(&p->group_mu);
+		bool fresh = sl->user_id == user_id && t - sl->fetched_ns < GROUP_TTL_NS;
+		pthread_mutex_unlock(&p->group_mu);
+		if (!fresh)
+			return false;
+	}
+	if (p->b->cfg->gateway.rate_limit <= 0)
+		return true;
+	/* as policy_rate: served from the lease, refused locally, or counted locally while Postgres is down */
+	unsigned k = rate_bucket(user_id);
+	pthread_mutex_lock(&p->rate_mu);
+	struct rate_entry *e = p->buckets[k];
+	while (e && e->user_id != user_id)
+		e = e->next;
+	bool fast = e && t < e->window_end_ns && (e->left > 0 || e->spent);
+	fast = fast || t < p->rate_db_down_until_ns;
+	pthread_mutex_unlock(&p->rate_mu);
+	return fast;
 }
 
 bool policy_has_budget(const struct policy *p)

@@ -85,5 +85,11 @@ tsr_rc policy_budget_reserve(struct policy *p, int64_t user_id, int64_t est, int
 /* Settle a reservation with what the upstream reported (best effort; logs failures). */
 void policy_budget_settle(struct policy *p, int64_t user_id, int64_t reserved, int64_t used, int64_t bytes_out);
 bool policy_has_budget(const struct policy *p);
+/*
+ * Can this user's next request pass the checks above without a query (its
+ * model_access groups cached, its rate lease not used up, no budget)? For
+ * the gateway's fast check (http.h); a guess, never needed for correctness.
+ */
+bool policy_fast(struct policy *p, int64_t user_id);
 
 #endif

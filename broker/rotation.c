@@ -453,8 +453,8 @@ tsr_rc rotation_master_job(struct broker *b, const char *arg)
 }
 
 static const struct route routes[] = {
-	{ "POST", "/admin/v1/upstreams/*/rotate", ROLE_ADMIN, h_rotate_upstream, NULL },
-	{ "POST", "/admin/v1/rotate/master-key", ROLE_ADMIN, h_master_rotate, NULL },
-	{ "GET", "/admin/v1/rotate/master-key", ROLE_ADMIN, h_master_status, NULL },
+	{ "POST", "/admin/v1/upstreams/*/rotate", ROLE_ADMIN, h_rotate_upstream, NULL, NULL },
+	{ "POST", "/admin/v1/rotate/master-key", ROLE_ADMIN, h_master_rotate, NULL, NULL },
+	{ "GET", "/admin/v1/rotate/master-key", ROLE_ADMIN, h_master_status, NULL, NULL },
 };
 ROUTE_TABLE(rotation_routes, routes);

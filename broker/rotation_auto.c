@@ -379,7 +379,7 @@ static tsr_rc h_rotation_status(struct http_req *r)
 }
 
 static const struct route routes[] = {
-	{ "GET", "/admin/v1/upstreams/*/rotate", ROLE_ADMIN, h_rotation_status, NULL },
+	{ "GET", "/admin/v1/upstreams/*/rotate", ROLE_ADMIN, h_rotation_status, NULL, NULL },
 };
 ROUTE_TABLE(rotation_auto_routes, routes);
 

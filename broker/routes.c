@@ -84,10 +84,10 @@ static tsr_rc h_whoami(struct http_req *r)
 }
 
 static const struct route core[] = {
-	{ "GET", "/healthz", ROLE_PUBLIC, h_healthz, NULL },
-	{ "GET", "/readyz", ROLE_PUBLIC, h_readyz, NULL },
-	{ "GET", "/metrics", ROLE_PUBLIC, h_metrics, NULL },
-	{ "GET", "/admin/v1/whoami", ROLE_ANY, h_whoami, NULL },
+	{ "GET", "/healthz", ROLE_PUBLIC, h_healthz, NULL, http_always_fast },
+	{ "GET", "/readyz", ROLE_PUBLIC, h_readyz, NULL, NULL }, /* a query: the blocking pool */
+	{ "GET", "/metrics", ROLE_PUBLIC, h_metrics, NULL, http_always_fast },
+	{ "GET", "/admin/v1/whoami", ROLE_ANY, h_whoami, NULL, NULL },
 };
 static ROUTE_TABLE(core_routes, core);
 

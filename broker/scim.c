@@ -728,19 +728,19 @@ static tsr_rc h_groups(struct http_req *r)
 }
 
 static const struct route scim[] = {
-	{ "GET", "/scim/v2/Users*", ROLE_PUBLIC, h_users, scim_authn },
-	{ "POST", "/scim/v2/Users*", ROLE_PUBLIC, h_users, scim_authn },
-	{ "PUT", "/scim/v2/Users*", ROLE_PUBLIC, h_users, scim_authn },
-	{ "PATCH", "/scim/v2/Users*", ROLE_PUBLIC, h_users, scim_authn },
-	{ "DELETE", "/scim/v2/Users*", ROLE_PUBLIC, h_users, scim_authn },
-	{ "GET", "/scim/v2/Groups*", ROLE_PUBLIC, h_groups, scim_authn },
-	{ "POST", "/scim/v2/Groups*", ROLE_PUBLIC, h_groups, scim_authn },
-	{ "PUT", "/scim/v2/Groups*", ROLE_PUBLIC, h_groups, scim_authn },
-	{ "PATCH", "/scim/v2/Groups*", ROLE_PUBLIC, h_groups, scim_authn },
-	{ "DELETE", "/scim/v2/Groups*", ROLE_PUBLIC, h_groups, scim_authn },
-	{ "GET", "/scim/v2/ServiceProviderConfig", ROLE_PUBLIC, h_spc, scim_authn },
-	{ "GET", "/scim/v2/ResourceTypes*", ROLE_PUBLIC, h_resource_types, scim_authn },
-	{ "GET", "/scim/v2/Schemas*", ROLE_PUBLIC, h_schemas, scim_authn },
+	{ "GET", "/scim/v2/Users*", ROLE_PUBLIC, h_users, scim_authn, NULL },
+	{ "POST", "/scim/v2/Users*", ROLE_PUBLIC, h_users, scim_authn, NULL },
+	{ "PUT", "/scim/v2/Users*", ROLE_PUBLIC, h_users, scim_authn, NULL },
+	{ "PATCH", "/scim/v2/Users*", ROLE_PUBLIC, h_users, scim_authn, NULL },
+	{ "DELETE", "/scim/v2/Users*", ROLE_PUBLIC, h_users, scim_authn, NULL },
+	{ "GET", "/scim/v2/Groups*", ROLE_PUBLIC, h_groups, scim_authn, NULL },
+	{ "POST", "/scim/v2/Groups*", ROLE_PUBLIC, h_groups, scim_authn, NULL },
+	{ "PUT", "/scim/v2/Groups*", ROLE_PUBLIC, h_groups, scim_authn, NULL },
+	{ "PATCH", "/scim/v2/Groups*", ROLE_PUBLIC, h_groups, scim_authn, NULL },
+	{ "DELETE", "/scim/v2/Groups*", ROLE_PUBLIC, h_groups, scim_authn, NULL },
+	{ "GET", "/scim/v2/ServiceProviderConfig", ROLE_PUBLIC, h_spc, scim_authn, NULL },
+	{ "GET", "/scim/v2/ResourceTypes*", ROLE_PUBLIC, h_resource_types, scim_authn, NULL },
+	{ "GET", "/scim/v2/Schemas*", ROLE_PUBLIC, h_schemas, scim_authn, NULL },
 };
 ROUTE_TABLE(scim_routes, scim);
 

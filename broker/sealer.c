@@ -105,7 +105,7 @@ static tsr_rc h_rotate(struct http_req *r)
 }
 
 static const struct route routes[] = {
-	{ "GET", "/audit/v1/keys", ROLE_PUBLIC, h_keys, NULL },
-	{ "POST", "/admin/v1/audit/keys/rotate", ROLE_ADMIN, h_rotate, NULL },
+	{ "GET", "/audit/v1/keys", ROLE_PUBLIC, h_keys, NULL, NULL },
+	{ "POST", "/admin/v1/audit/keys/rotate", ROLE_ADMIN, h_rotate, NULL, NULL },
 };
 ROUTE_TABLE(sealer_routes, routes);

@@ -281,9 +281,9 @@ static void store(struct tokencache *tc, const uint8_t hash[32], const struct pr
 	pthread_mutex_unlock(&tc->mu);
 }
 
-tsr_rc tokencache_check(struct tokencache *tc, const uint8_t hash[32], struct principal *out)
+/* A fresh cached entry for hash into *out (a hit: counted, its use noted); false otherwise (*epoch for a fetch). */
+static bool cached(struct tokencache *tc, const uint8_t hash[32], struct principal *out, int64_t t, uint64_t *epoch)
 {
-	int64_t t = now_ns();
 	int64_t fresh = notify_connected(tc->nt) ? FRESH_NS : FRESH_DOWN_NS;
 	unsigned bk = bucket_of(hash);
 	pthread_mutex_lock(&tc->mu);
@@ -299,10 +299,27 @@ tsr_rc tokencache_check(struct tokencache *tc, const uint8_t hash[32], struct pr
 			tc->hits++;
 			pthread_mutex_unlock(&tc->mu);
 			out->expired = out->expires_unix && out->expires_unix <= (int64_t)time(NULL);
-			return TSR_OK;
+			return true;
 		}
 	}
-	uint64_t epoch = tc->epoch;
+	*epoch = tc->epoch;
+	pthread_mutex_unlock(&tc->mu);
+	return false;
+}
+
+bool tokencache_peek(struct tokencache *tc, const uint8_t hash[32], struct principal *out)
+{
+	uint64_t epoch;
+	return cached(tc, hash, out, now_ns(), &epoch);
+}
+
+tsr_rc tokencache_check(struct tokencache *tc, const uint8_t hash[32], struct principal *out)
+{
+	int64_t t = now_ns();
+	uint64_t epoch;
+	if (cached(tc, hash, out, t, &epoch))
+		return TSR_OK;
+	pthread_mutex_lock(&tc->mu);
 	tc->misses++;
 	pthread_mutex_unlock(&tc->mu);
 

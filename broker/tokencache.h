@@ -17,6 +17,7 @@
 #ifndef TSR_TOKENCACHE_H
 #define TSR_TOKENCACHE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "broker.h"
 #include "../db/credential.h"
@@ -33,6 +34,11 @@ void tokencache_stop(struct tokencache *tc);
  * TSR_NOT_FOUND for an unknown token, TSR_UNAVAILABLE without a database.
  */
 tsr_rc tokencache_check(struct tokencache *tc, const uint8_t hash[32], struct principal *out) TSR_WUR;
+/*
+ * The same answer when it is cached and fresh (true: *out filled, counted
+ * as a hit), without ever querying: false means tokencache_check() would.
+ */
+bool tokencache_peek(struct tokencache *tc, const uint8_t hash[32], struct principal *out);
 
 /* Drop every cached entry (tests, SIGHUP). */
 void tokencache_flush(struct tokencache *tc);

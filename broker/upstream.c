@@ -300,6 +300,19 @@ void upstream_touch(struct upstreams *ups, struct upstream *u)
 	}
 }
 
+bool upstreams_keys_fresh(struct upstreams *ups)
+{
+	int64_t t = now_ns();
+	bool fresh = true;
+	for (int i = 0; i < ups->n && fresh; i++) {
+		struct upstream *u = &ups->v[i];
+		pthread_mutex_lock(&u->mu);
+		fresh = t - u->key_fetched_ns <= key_refresh_ns(u);
+		pthread_mutex_unlock(&u->mu);
+	}
+	return fresh;
+}
+
 void upstream_key_fingerprint(const char *key, char out[33])
 {
 	key_fingerprint(key, out);

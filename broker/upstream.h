@@ -72,6 +72,8 @@ bool upstream_serves(const struct upstream *u, const char *model);
  * TSR_UNAVAILABLE when the key cannot be opened (wrong master key).
  */
 tsr_rc upstream_auth_header(struct upstreams *ups, struct upstream *u, char *hdr, size_t n, int64_t *key_id) TSR_WUR;
+/* Would upstream_auth_header() use every upstream's cached envelope, without re-reading it? */
+bool upstreams_keys_fresh(struct upstreams *ups);
 
 /* Non-secret fingerprint of a provider key (32 hex digits), as stored in upstream_keys.fingerprint. */
 void upstream_key_fingerprint(const char *key, char out[33]);

@@ -370,8 +370,8 @@ out:
 }
 
 static const struct route routes[] = {
-	{ "POST", "/admin/v1/webhook-secrets/*", ROLE_ADMIN, h_rotate, NULL },
-	{ "GET", "/admin/v1/webhook-secrets/*", ROLE_ADMIN, webhook_secret_status, NULL },
+	{ "POST", "/admin/v1/webhook-secrets/*", ROLE_ADMIN, h_rotate, NULL, NULL },
+	{ "GET", "/admin/v1/webhook-secrets/*", ROLE_ADMIN, webhook_secret_status, NULL, NULL },
 };
 ROUTE_TABLE(webhook_secret_routes, routes);
 
