@@ -51,7 +51,7 @@
 
 #define MAX_BODY (10u << 20)  /* default request body ceiling */
 #define MAX_REPLY (64u << 20) /* ceiling on a generated reply */
-#define POOL_THREADS 4        /* the blocking pool; at most this many requests wait at once */
+#define POOL_THREADS 8        /* the blocking pool, as many as [database] pool_size's default */
 
 /* One HTTP worker of the main listener; d is used on en's thread only, once en runs. */
 struct worker {
@@ -89,6 +89,7 @@ struct http_server {
 	pthread_cond_t pool_cv;
 	struct http_async *pool_head, *pool_tail;
 	bool pool_stop;
+	atomic_int pool_n;           /* requests queued to or running on the pool (/metrics) */
 	pthread_t pool[POOL_THREADS];
 	int n_pool;
 };
@@ -709,6 +710,7 @@ static void *pool_main(void *arg)
 			s->pool_tail = NULL;
 		pthread_mutex_unlock(&s->pool_mu);
 		pool_run(a->r);
+		atomic_fetch_sub(&s->pool_n, 1);
 		pthread_mutex_lock(&s->pool_mu);
 	}
 	pthread_mutex_unlock(&s->pool_mu);
@@ -728,6 +730,7 @@ static enum MHD_Result pool_queue(struct http_req *r)
 	pthread_mutex_lock(&s->pool_mu);
 	bool queued = !s->pool_stop && s->n_pool > 0;
 	if (queued) {
+		atomic_fetch_add(&s->pool_n, 1);
 		if (s->pool_tail)
 			s->pool_tail->pool_next = a;
 		else
@@ -1223,6 +1226,11 @@ tsr_rc http_metrics_render(struct http_server *s, struct buf *out)
 				  "# TYPE tessera_http_worker_connections gauge\n");
 	for (int i = 0; rc == TSR_OK && i < l->n_w; i++)
 		rc = buf_printf(out, "tessera_http_worker_connections{worker=\"%d\"} %d\n", i, atomic_load(&l->w[i].conns));
+	if (rc == TSR_OK)
+		rc = buf_printf(out, "# HELP tessera_http_pool_requests Requests queued to or running on the blocking pool.\n"
+				     "# TYPE tessera_http_pool_requests gauge\n"
+				     "tessera_http_pool_requests %d\n",
+				atomic_load(&s->pool_n));
 	return rc;
 }
 

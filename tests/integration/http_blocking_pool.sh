@@ -5,7 +5,9 @@
 # a gateway request with a token already checked, a streaming one and
 # /healthz are answered by that worker; once the lock goes, the waiting
 # requests are answered too, each with its audit record. Then a stop while
-# a request waits on the lock: tesserad exits cleanly once it is released.
+# a request waits on the lock for longer than shutdown_timeout: the stop cuts
+# the connection but frees the request only once the pool is done with it,
+# and tesserad exits cleanly once the lock is released.
 # (Without the pool the worker itself would sit in the query, and nothing
 # else could be answered until the lock went: the checks below would fail.)
 set -uo pipefail
@@ -14,7 +16,7 @@ set -uo pipefail
 
 TEST_AUDIT_DURABILITY=journal gw_setup "" # answers wait for the local journal, not for Postgres
 gw_stop_tesserad
-sed -i 's/^\[server\]$/[server]\nworkers = 1/' "$GW_DIR/tesserad.conf"
+sed -i 's/^\[server\]$/[server]\nworkers = 1\nshutdown_timeout = 1s/' "$GW_DIR/tesserad.conf"
 gw_start_tesserad
 chat() { # chat TOKEN CONTENT [STREAM] -> body then " STATUS"
 	curl -s -N --max-time "${CHAT_MAX:-20}" -w ' %{http_code}' -H "Authorization: Bearer $1" \
@@ -71,6 +73,7 @@ pid_alive "$first" && pid_alive "$admin" && [[ ! -s $GW_DIR/first.out && ! -s $G
 	fail "the_waiting_requests_are_still_waiting (so the answers above did not wait for them)" \
 		"first: $(cat "$GW_DIR/first.out"), admin: $(cat "$GW_DIR/admin.out")"
 is "$(waiting_on_lock)" 2 "the_lock_still_holds_them"
+like "$(curl -s --max-time 10 "$GW_URL/metrics")" $'\ntessera_http_pool_requests 2\n' "metrics_show_the_two_requests_on_the_pool"
 
 release_credentials
 wait "$first" "$admin"
@@ -100,7 +103,7 @@ CHAT_MAX=60 chat "$another" during-stop >"$GW_DIR/stop.out" 2>/dev/null &
 during=$!
 wait_for_waiters 1 || fail "a_request_waits_at_the_stop" "waiting: $(waiting_on_lock)"
 kill -TERM "$TESSERAD_PID"
-sleep 1
+sleep 2.5 # past shutdown_timeout (1 s): the stop has cut the connection, the pool still has the request
 pid_alive "$TESSERAD_PID" && ok "the_stop_waits_for_the_request_the_pool_holds" ||
 	fail "the_stop_waits_for_the_request_the_pool_holds" "tesserad exited while a pool thread used the request"
 release_credentials
@@ -111,6 +114,8 @@ done
 wait "$TESSERAD_PID"
 is "$?" 0 "tesserad_exits_cleanly_once_the_waiting_request_is_done"
 wait "$during" 2>/dev/null
+grep -q 'event=shutdown_timeout' "$GW_DIR/tesserad.err" && ok "the_stop_cut_the_request_after_shutdown_timeout" ||
+	fail "the_stop_cut_the_request_after_shutdown_timeout" "$(tail -n 5 "$GW_DIR/tesserad.err")"
 grep -q 'event=stopped' "$GW_DIR/tesserad.err" && ok "the_log_says_stopped" ||
 	fail "the_log_says_stopped" "$(tail -n 5 "$GW_DIR/tesserad.err")"
 tap_done
