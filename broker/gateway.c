@@ -41,6 +41,26 @@ static const char *route_suffix(const struct http_req *r)
 	return r->url + (route_dialect(r) == DIALECT_ANTHROPIC ? strlen("/anthropic/v1") : strlen("/openai/v1"));
 }
 
+CURL *gw_easy_get(struct gateway *gw)
+{
+	pthread_mutex_lock(&gw->easy_mu);
+	CURL *e = gw->n_easy ? gw->easy[--gw->n_easy] : NULL;
+	pthread_mutex_unlock(&gw->easy_mu);
+	return e ? e : curl_easy_init();
+}
+
+void gw_easy_put(struct gateway *gw, CURL *e)
+{
+	curl_easy_reset(e); /* every option back to its default: build_transfer sets what a request needs */
+	pthread_mutex_lock(&gw->easy_mu);
+	bool kept = gw->n_easy < (int)(sizeof(gw->easy) / sizeof(gw->easy[0]));
+	if (kept)
+		gw->easy[gw->n_easy++] = e;
+	pthread_mutex_unlock(&gw->easy_mu);
+	if (!kept)
+		curl_easy_cleanup(e);
+}
+
 /* ---------- refusals ---------- */
 
 struct refusal {
@@ -201,7 +221,7 @@ static tsr_rc build_transfer(struct http_req *r, struct gw_req *g)
 {
 	const struct config *cfg = r->b->cfg;
 	struct upstream *u = g->up;
-	CURL *e = curl_easy_init();
+	CURL *e = gw_easy_get(g->gw);
 	if (!e)
 		return TSR_INTERNAL;
 	g->job.easy = e;
@@ -541,6 +561,7 @@ tsr_rc gateway_start(struct broker *b, struct masterkey *mk, struct gateway **ou
 		return TSR_INTERNAL;
 	gw->b = b;
 	gw->mk = mk;
+	pthread_mutex_init(&gw->easy_mu, NULL);
 	char err[300];
 	const struct config *cfg = b->cfg;
 	tsr_rc rc = scanner_new((const char *const *)cfg->policy.patterns.v, cfg->policy.patterns.n, &gw->scanner, err,
@@ -578,5 +599,8 @@ void gateway_stop(struct gateway *gw)
 	upstreams_free(gw->ups);
 	policy_free(gw->policy);
 	scanner_free(gw->scanner);
+	while (gw->n_easy)
+		curl_easy_cleanup(gw->easy[--gw->n_easy]);
+	pthread_mutex_destroy(&gw->easy_mu);
 	free(gw);
 }

@@ -41,7 +41,20 @@ struct gateway {
 	struct upstreams *ups;
 	struct masterkey *mk;
 	atomic_int live; /* gw_req not yet released: gateway_stop waits for them */
+	/* libcurl easy handles of finished transfers, reset and reused (gw_easy_get/put) */
+	pthread_mutex_t easy_mu;
+	CURL *easy[64];
+	int n_easy;
 };
+
+/*
+ * An easy handle for a new transfer: a finished one, reset, or a new one
+ * (NULL when out of memory). Reuse spares each request libcurl's set-up
+ * and tear-down of a handle (its allocations, its download buffer).
+ */
+CURL *gw_easy_get(struct gateway *gw);
+/* Give back the handle of a transfer that is out of every multi handle (any thread). */
+void gw_easy_put(struct gateway *gw, CURL *e);
 
 enum gw_mode { GW_PENDING, GW_BUFFER, GW_STREAM };
 

@@ -292,7 +292,7 @@ void gw_release(struct ujob *job)
 					     : g->reserved,
 				     (int64_t)g->body.len);
 	if (job->easy)
-		curl_easy_cleanup(job->easy);
+		gw_easy_put(g->gw, job->easy);
 	for (struct curl_slist *h = g->hdrs; h; h = h->next)
 		OPENSSL_cleanse(h->data, strlen(h->data)); /* one of them holds the organisation key */
 	curl_slist_free_all(g->hdrs);
