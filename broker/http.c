@@ -641,6 +641,18 @@ static enum MHD_Result async_step(struct http_req *r)
 	return MHD_YES;
 }
 
+/* After the handler returned rc without deferring: a reply it did not set (it failed before replying). */
+static void finish_reply(struct http_req *r, tsr_rc rc)
+{
+	if (rc != TSR_OK && r->status == 0) {
+		tsr_rc ignored = http_reply_error(r, rc, "%s", rc == TSR_UNAVAILABLE ? "database unavailable"
+										     : "internal error");
+		(void)ignored;
+	}
+	if (r->status == 0)
+		r->status = 500;
+}
+
 /* ---------- the blocking pool ---------- */
 
 /*
@@ -663,13 +675,7 @@ static void pool_run(struct http_req *r)
 	r->audit_wait = NULL;
 	bool held = false;
 	if (!skip && !handed) {
-		if (rc != TSR_OK && r->status == 0) {
-			tsr_rc ignored = http_reply_error(r, rc, "%s", rc == TSR_UNAVAILABLE ? "database unavailable"
-											     : "internal error");
-			(void)ignored;
-		}
-		if (r->status == 0)
-			r->status = 500;
+		finish_reply(r, rc);
 		if (w) {
 			/* the reply waits for its record: the writer's completion resumes it (audit_wait_done) */
 			pthread_mutex_lock(&a->mu);
@@ -816,14 +822,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		wait_for_audit(r); /* not held: the handler deferred its reply itself */
 		return async_step(r); /* the handler deferred its reply */
 	}
-	if (rc != TSR_OK && r->status == 0) {
-		/* the handler failed before replying */
-		tsr_rc ignored = http_reply_error(r, rc, "%s", rc == TSR_UNAVAILABLE ? "database unavailable"
-										     : "internal error");
-		(void)ignored;
-	}
-	if (r->status == 0)
-		r->status = 500;
+	finish_reply(r, rc);
 	if (wait_for_audit(r))
 		return async_step(r); /* the reply, once its audit record is durable */
 	return send_reply(r);
