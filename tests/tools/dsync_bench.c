@@ -48,11 +48,13 @@ static int cmp_ll(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3 || atoi(argv[2]) < 1) {
-		fprintf(stderr, "usage: dsync_bench DIR N\n");
+	char *rest = NULL;
+	long nl = argc == 3 ? strtol(argv[2], &rest, 10) : 0;
+	if (argc != 3 || *rest || nl < 1 || nl > 1000000) {
+		fprintf(stderr, "usage: dsync_bench DIR N (1 to 1000000 writes)\n");
 		return 2;
 	}
-	int n = atoi(argv[2]);
+	int n = (int)nl;
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/dsync_bench.%d", argv[1], (int)getpid());
 	size_t size = ((size_t)n * STEP + 2 * BLK + BLK - 1) / BLK * BLK;
