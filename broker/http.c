@@ -353,14 +353,18 @@ void http_audit_before_reply(struct http_req *r, const struct audit_event *ev)
 		log_error("audit_write_failed", "action=%s", ev->action ? ev->action : "-");
 }
 
-/* After the handler replied: hold the reply until its audit record is durable (true: deferred). */
+/*
+ * After the handler replied: hold the reply until its audit record is
+ * durable (true: deferred). Not when the handler deferred its reply itself
+ * (http_defer refuses a second owner).
+ */
 static bool wait_for_audit(struct http_req *r)
 {
 	struct audit_wait *w = r->audit_wait;
 	r->audit_wait = NULL;
 	if (!w)
 		return false;
-	if (!r->async && http_defer(r, audit_wait_close, w) == TSR_OK) {
+	if (http_defer(r, audit_wait_close, w) == TSR_OK) {
 		pthread_mutex_lock(&w->mu);
 		if (w->done)
 			http_resume(r); /* durable already: answer in this turn */
@@ -657,7 +661,7 @@ static void finish_reply(struct http_req *r, tsr_rc rc)
 
 /*
  * Dispatch a request queued to the pool (a pool thread), then resume it
- * with its reply, hold that reply for its audit record (as wait_for_audit),
+ * with its reply, hold that reply for its audit record (wait_for_audit),
  * or leave it to the handler that deferred it. Touches neither r nor its
  * http_async once `pooled` is cleared.
  */
@@ -667,31 +671,20 @@ static void pool_run(struct http_req *r)
 	pthread_mutex_lock(&a->mu);
 	bool skip = a->abort || a->closing; /* stopping: the connection is cut, nothing to answer */
 	pthread_mutex_unlock(&a->mu);
-	tsr_rc rc = skip ? TSR_OK : dispatch(r);
-	pthread_mutex_lock(&a->mu);
-	bool handed = a->handed;
-	pthread_mutex_unlock(&a->mu);
-	struct audit_wait *w = r->audit_wait;
-	r->audit_wait = NULL;
-	bool held = false;
-	if (!skip && !handed) {
-		finish_reply(r, rc);
-		if (w) {
-			/* the reply waits for its record: the writer's completion resumes it (audit_wait_done) */
-			pthread_mutex_lock(&a->mu);
-			a->on_close = audit_wait_close;
-			a->close_arg = w;
-			pthread_mutex_unlock(&a->mu);
-			pthread_mutex_lock(&w->mu);
-			held = w->deferred = !w->done;
-			pthread_mutex_unlock(&w->mu);
-			w = NULL;
-		}
+	bool answer = false;
+	if (!skip) {
+		tsr_rc rc = dispatch(r);
+		pthread_mutex_lock(&a->mu);
+		bool handed = a->handed; /* the handler deferred its reply itself */
+		pthread_mutex_unlock(&a->mu);
+		if (!handed)
+			finish_reply(r, rc);
+		/* a reply held for its record is resumed by the writer's completion (audit_wait_done) */
+		bool held = wait_for_audit(r);
+		answer = !handed && !held;
 	}
-	if (w)
-		audit_wait_unref(w); /* not held: the handler deferred its reply itself */
 	pthread_mutex_lock(&a->mu);
-	if (!skip && !handed && !held) {
+	if (answer) {
 		a->state = A_READY;
 		wake_locked(r);
 	}

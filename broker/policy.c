@@ -327,18 +327,24 @@ void policy_scan_actions(const struct policy *p, const char *classes, enum scan_
 
 /* ---------- model access ---------- */
 
+/* user_id's group mask from the 5 s cache (true), or false when it must be read. */
+static bool groups_cached(struct policy *p, int64_t user_id, int64_t t, uint64_t *mask)
+{
+	struct group_slot *sl = &p->groups[(uint64_t)user_id % GROUP_SLOTS];
+	pthread_mutex_lock(&p->group_mu);
+	bool hit = sl->user_id == user_id && t - sl->fetched_ns < GROUP_TTL_NS;
+	if (hit)
+		*mask = sl->mask;
+	pthread_mutex_unlock(&p->group_mu);
+	return hit;
+}
+
 /* user_id's membership of the groups model_access names, from the 5 s cache or Postgres. */
 static tsr_rc user_groups(struct policy *p, int64_t user_id, uint64_t *mask)
 {
-	struct group_slot *sl = &p->groups[(uint64_t)user_id % GROUP_SLOTS];
 	int64_t t = now_ns();
-	pthread_mutex_lock(&p->group_mu);
-	if (sl->user_id == user_id && t - sl->fetched_ns < GROUP_TTL_NS) {
-		*mask = sl->mask;
-		pthread_mutex_unlock(&p->group_mu);
+	if (groups_cached(p, user_id, t, mask))
 		return TSR_OK;
-	}
-	pthread_mutex_unlock(&p->group_mu);
 	size_t n;
 	const char *const *names = model_access_group_names(p->models, &n);
 	struct db_conn *c;
@@ -349,6 +355,7 @@ static tsr_rc user_groups(struct policy *p, int64_t user_id, uint64_t *mask)
 	db_release(p->b->pool, c);
 	if (rc != TSR_OK)
 		return rc;
+	struct group_slot *sl = &p->groups[(uint64_t)user_id % GROUP_SLOTS];
 	pthread_mutex_lock(&p->group_mu);
 	sl->user_id = user_id;
 	sl->fetched_ns = t;
@@ -422,13 +429,19 @@ static unsigned rate_bucket(int64_t user_id)
 	return (unsigned)((uint64_t)user_id * 0x9E3779B97F4A7C15ULL >> 51) % RATE_BUCKETS;
 }
 
+/* user_id's entry, or NULL. rate_mu held. */
+static struct rate_entry *rate_find(struct policy *p, int64_t user_id)
+{
+	struct rate_entry *e = p->buckets[rate_bucket(user_id)];
+	while (e && e->user_id != user_id)
+		e = e->next;
+	return e;
+}
+
 /* user_id's entry, created when missing; NULL when out of memory. rate_mu held. */
 static struct rate_entry *rate_entry(struct policy *p, int64_t user_id)
 {
-	unsigned k = rate_bucket(user_id);
-	struct rate_entry *e = p->buckets[k];
-	while (e && e->user_id != user_id)
-		e = e->next;
+	struct rate_entry *e = rate_find(p, user_id);
 	if (e)
 		return e;
 	if (p->n_rate >= RATE_MAX_USERS) {
@@ -444,6 +457,7 @@ static struct rate_entry *rate_entry(struct policy *p, int64_t user_id)
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
+	unsigned k = rate_bucket(user_id);
 	e->user_id = user_id;
 	e->next = p->buckets[k];
 	p->buckets[k] = e;
@@ -543,22 +557,16 @@ bool policy_fast(struct policy *p, int64_t user_id)
 		return false; /* every reservation is a statement */
 	int64_t t = now_ns();
 	size_t n_groups = 0;
-	if (!model_access_empty(p->models) && (model_access_group_names(p->models, &n_groups), n_groups > 0)) {
-		struct group_slot *sl = &p->groups[(uint64_t)user_id % GROUP_SLOTS];
-		pthread_mutex_lock(&p->group_mu);
-		bool fresh = sl->user_id == user_id && t - sl->fetched_ns < GROUP_TTL_NS;
-		pthread_mutex_unlock(&p->group_mu);
-		if (!fresh)
-			return false;
-	}
+	if (!model_access_empty(p->models))
+		model_access_group_names(p->models, &n_groups);
+	uint64_t mask;
+	if (n_groups > 0 && !groups_cached(p, user_id, t, &mask))
+		return false; /* model_access needs this user's groups: a query */
 	if (p->b->cfg->gateway.rate_limit <= 0)
 		return true;
 	/* as policy_rate: served from the lease, refused locally, or counted locally while Postgres is down */
-	unsigned k = rate_bucket(user_id);
 	pthread_mutex_lock(&p->rate_mu);
-	struct rate_entry *e = p->buckets[k];
-	while (e && e->user_id != user_id)
-		e = e->next;
+	struct rate_entry *e = rate_find(p, user_id);
 	bool fast = e && t < e->window_end_ns && (e->left > 0 || e->spent);
 	fast = fast || t < p->rate_db_down_until_ns;
 	pthread_mutex_unlock(&p->rate_mu);

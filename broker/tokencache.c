@@ -281,8 +281,8 @@ static void store(struct tokencache *tc, const uint8_t hash[32], const struct pr
 	pthread_mutex_unlock(&tc->mu);
 }
 
-/* A fresh cached entry for hash into *out (a hit: counted, its use noted); false otherwise (*epoch for a fetch). */
-static bool cached(struct tokencache *tc, const uint8_t hash[32], struct principal *out, int64_t t, uint64_t *epoch)
+/* A fresh cached entry for hash into *out (a hit: counted, its use noted); false otherwise. */
+static bool cached(struct tokencache *tc, const uint8_t hash[32], struct principal *out, int64_t t)
 {
 	int64_t fresh = notify_connected(tc->nt) ? FRESH_NS : FRESH_DOWN_NS;
 	unsigned bk = bucket_of(hash);
@@ -302,25 +302,23 @@ static bool cached(struct tokencache *tc, const uint8_t hash[32], struct princip
 			return true;
 		}
 	}
-	*epoch = tc->epoch;
 	pthread_mutex_unlock(&tc->mu);
 	return false;
 }
 
 bool tokencache_peek(struct tokencache *tc, const uint8_t hash[32], struct principal *out)
 {
-	uint64_t epoch;
-	return cached(tc, hash, out, now_ns(), &epoch);
+	return cached(tc, hash, out, now_ns());
 }
 
 tsr_rc tokencache_check(struct tokencache *tc, const uint8_t hash[32], struct principal *out)
 {
 	int64_t t = now_ns();
-	uint64_t epoch;
-	if (cached(tc, hash, out, t, &epoch))
+	if (cached(tc, hash, out, t))
 		return TSR_OK;
 	pthread_mutex_lock(&tc->mu);
 	tc->misses++;
+	uint64_t epoch = tc->epoch; /* read before the fetch: an invalidation after it keeps the result out */
 	pthread_mutex_unlock(&tc->mu);
 
 	bool good;
